@@ -1,0 +1,157 @@
+"""STARK-S and STARK-ST assembled from their parts.
+
+Sources: STARK_FACTS.md sections 1, 3, 6, 7 and 8 (official ``lib/models/stark/stark_s.py`` / ``stark_st.py``).
+Data flow: each image (template or search region) goes through backbone -> 1x1 bottleneck -> tokens with sine
+positions (:meth:`Stark.forward_backbone`, cached for templates); the token sequences are concatenated
+[templates...; search] and run through the transformer; the corner head reads the last ``feat_sz**2`` encoder
+tokens (the search region), weighted by their similarity with the decoder output; the ST score head reads the
+decoder output.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .backbone import BACKBONE_STRIDE, build_backbone
+from .heads import build_box_head, build_score_head
+from .position_encoding import build_position_encoding
+from .transformer import build_transformer
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """What distinguishes the released models: ResNet depth, templates in the sequence, score head."""
+
+    name: str
+    depth: int
+    num_templates: int
+    score_head: bool
+
+
+#: The released variants (STARK_FACTS.md section 1).
+VARIANTS = {
+    's50': VariantSpec('s50', 50, 1, False),
+    'st50': VariantSpec('st50', 50, 2, True),
+    'st101': VariantSpec('st101', 101, 2, True),
+}
+
+
+class BackboneWithPosition(nn.Sequential):
+    """``[0]`` the truncated ResNet, ``[1]`` the sine position encoding (keys ``backbone.0.body.*``).
+
+    ``forward(images, masks)``: images (B, 3, H, W), masks (B, H, W) bool (True = padding).
+    Returns ``(features (B, 1024, h, w), feature_masks (B, h, w), pos (B, 256, h, w))``, h = H/16, w = W/16.
+    """
+
+    def forward(self, images, masks):
+        features, feature_masks = self[0](images, masks)
+        return features, feature_masks, self[1](feature_masks).to(features.dtype)
+
+
+class Stark(nn.Module):
+    """STARK-S / STARK-ST network.
+
+    Attributes:
+        num_templates: template token blocks expected before the search block (1 for S, 2 for ST).
+        has_score_head: whether ``cls_head`` exists (False for S50 and for a stage-1 ST model).
+        feat_sz: search feature side in cells (20 for a 320-pixel search region).
+    """
+
+    def __init__(self, backbone, transformer, box_head, num_templates, cls_head=None, num_queries=1):
+        super().__init__()
+        hidden_dim = transformer.d_model
+        self.backbone = backbone
+        self.transformer = transformer
+        self.box_head = box_head
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)
+        self.bottleneck = nn.Conv2d(backbone[0].num_channels, hidden_dim, kernel_size=1)
+        if cls_head is not None:
+            self.cls_head = cls_head
+        self.num_templates = num_templates
+        self.num_queries = num_queries
+        self.feat_sz = box_head.feat_sz
+
+    @property
+    def has_score_head(self):
+        return hasattr(self, 'cls_head')
+
+    def forward_backbone(self, images, masks):
+        """Backbone + bottleneck + position encoding for one image batch, flattened to tokens.
+
+        Args:
+            images: (B, 3, H, W) float, ImageNet-normalised RGB; H, W multiples of 16.
+            masks: (B, H, W) bool, True = padded pixel.
+        Returns:
+            dict with ``feat`` (h*w, B, 256), ``mask`` (B, h*w) bool, ``pos`` (h*w, B, 256); token = y*w + x.
+        """
+        features, feature_masks, pos = self.backbone(images, masks)
+        features = self.bottleneck(features)
+        return {'feat': features.flatten(2).permute(2, 0, 1),
+                'mask': feature_masks.flatten(1),
+                'pos': pos.flatten(2).permute(2, 0, 1)}
+
+    def forward_head(self, token_dicts):
+        """Transformer + heads over ``[template_1, ..., template_n, search]`` token dicts.
+
+        Args:
+            token_dicts: list of :meth:`forward_backbone` outputs; the search region must be last.
+        Returns:
+            dict with ``pred_boxes`` (B, Nq, 4) cxcywh normalised to the search region, and ``pred_logits``
+            (B, Nq, 1) raw confidence logits, or None without a score head.
+        """
+        feat = torch.cat([d['feat'] for d in token_dicts], dim=0)
+        mask = torch.cat([d['mask'] for d in token_dicts], dim=1)
+        pos = torch.cat([d['pos'] for d in token_dicts], dim=0)
+        hs, memory = self.transformer(feat, mask, self.query_embed.weight, pos)
+        out = {'pred_boxes': self._box_from_tokens(hs, memory), 'pred_logits': None}
+        if self.has_score_head:
+            out['pred_logits'] = self.cls_head(hs)[-1]
+        return out
+
+    def _box_from_tokens(self, hs, memory):
+        """Similarity-weighted search tokens -> corner head -> (B, Nq, 4) cxcywh (STARK_FACTS.md section 7)."""
+        num_search = self.feat_sz * self.feat_sz
+        enc = memory[-num_search:].transpose(0, 1)                  # (B, HW, C)
+        dec = hs.squeeze(0).transpose(1, 2)                          # (B, C, Nq)
+        att = torch.matmul(enc, dec)                                 # (B, HW, Nq)
+        opt = (enc.unsqueeze(-1) * att.unsqueeze(-2)).permute(0, 3, 2, 1).contiguous()  # (B, Nq, C, HW)
+        batch, num_queries, channels, _ = opt.shape
+        corners = self.box_head(opt.view(-1, channels, self.feat_sz, self.feat_sz))
+        return xyxy_to_cxcywh(corners).view(batch, num_queries, 4)
+
+    def forward(self, template_images, template_masks, search_image, search_mask):
+        """Full forward for training/export: lists of template (B,3,Ht,Wt)/(B,Ht,Wt) plus one search pair."""
+        tokens = [self.forward_backbone(img, m) for img, m in zip(template_images, template_masks)]
+        tokens.append(self.forward_backbone(search_image, search_mask))
+        return self.forward_head(tokens)
+
+
+def xyxy_to_cxcywh(boxes):
+    """(..., 4) corners (x1, y1, x2, y2) -> (cx, cy, w, h); sizes may be negative (not clamped)."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
+
+
+def build_stark(variant='st50', score_head=None, search_size=320):
+    """Build a STARK network with official hyper-parameters (weights uninitialised: load a checkpoint).
+
+    Args:
+        variant: 's50', 'st50' or 'st101'.
+        score_head: override whether an ST model has its score head (False for MMTracking stage-1 files).
+        search_size: search region side in pixels; the corner head is built for ``search_size / 16`` cells.
+    Raises:
+        ValueError: unknown variant, or a search size that is not a multiple of 16.
+    """
+    if variant not in VARIANTS:
+        raise ValueError('unknown STARK variant %r (known: %s)' % (variant, ', '.join(VARIANTS)))
+    if search_size % BACKBONE_STRIDE:
+        raise ValueError('search_size must be a multiple of %d, got %r' % (BACKBONE_STRIDE, search_size))
+    spec = VARIANTS[variant]
+    transformer = build_transformer()
+    backbone = BackboneWithPosition(build_backbone(spec.depth), build_position_encoding(transformer.d_model))
+    box_head = build_box_head(transformer.d_model, feat_sz=search_size // BACKBONE_STRIDE, stride=BACKBONE_STRIDE)
+    with_score = spec.score_head if score_head is None else score_head
+    model = Stark(backbone, transformer, box_head, spec.num_templates,
+                  cls_head=build_score_head(transformer.d_model) if with_score else None)
+    model.variant = spec.name
+    return model
