@@ -1,0 +1,155 @@
+"""The STARK tracker: ``initialize(image, box)`` then ``track(image)`` per frame (pytracking style; no rclpy).
+
+Source: STARK_FACTS.md sections 10 and 11 (official ``lib/test/tracker/stark_st.py`` and ``stark_s.py``).
+Per frame: crop the search region around the previous state -> backbone -> transformer over
+[initial template; dynamic template; search] (S50: [template; search]) -> corner head -> map back to the image ->
+clip (10 px margin) -> new state. The dynamic template is re-cropped from the current frame around the new state
+every ``update_interval`` frames when the confidence score is strictly above ``score_threshold``.
+"""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from ..errors import InvalidBoxError
+from .crop import (Preprocessor, clip_box, crop_overlaps_image, map_box_back, sample_target, validate_image,
+                   validate_init_box)
+from .params import TrackerParams
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """Output of one :meth:`StarkTracker.track` call.
+
+    Attributes:
+        box: (x, y, w, h) top-left and size, image pixels (float64), clipped to the image.
+        score: confidence in [0, 1] (sigmoid of the score head), or None when the network has no score head.
+        frame_id: 1 for the first frame after :meth:`StarkTracker.initialize`.
+        template_updated: whether this frame refreshed the dynamic template.
+    """
+
+    box: Tuple[float, float, float, float]
+    score: Optional[float]
+    frame_id: int
+    template_updated: bool
+
+
+class StarkTracker:
+    """Single-object STARK tracker around a loaded network.
+
+    Args:
+        network: a :class:`stark_ros.model.Stark` in eval mode (see :func:`stark_ros.model.load_network`).
+        params: :class:`TrackerParams`.
+        info: optional loading info (variant, format, device...) from ``load_network``.
+
+    Images are (H, W, 3) uint8 RGB; boxes xywh in pixels. Not thread-safe: call from one thread at a time.
+    """
+
+    def __init__(self, network, params=TrackerParams(), info=None):
+        if params.search_size // 16 != network.feat_sz:
+            raise ValueError('search_size %d does not fit the network built for a %d-cell search map'
+                             % (params.search_size, network.feat_sz))
+        self.network = network
+        self.params = params
+        self.info = dict(info or {})
+        self.device = next(network.parameters()).device
+        self.preprocess = Preprocessor(self.device)
+        self._templates = None
+        self._state = None
+        self._frame_id = 0
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint=None, variant='auto', device='cpu', params=TrackerParams(), seed=0):
+        """Load a network (see :func:`stark_ros.model.load_network`) and wrap it in a tracker.
+
+        ``checkpoint=None`` gives deterministic synthetic weights (``synthetic_weights`` is then True): the
+        pipeline runs, but the boxes are meaningless.
+
+        Raises:
+            CheckpointError: unreadable or mismatched checkpoint. ValueError: bad variant or device.
+        """
+        from ..model import load_network
+        network, info = load_network(checkpoint, variant, device, params.search_size, seed)
+        return cls(network, params, info)
+
+    @property
+    def variant(self):
+        """'s50', 'st50' or 'st101'."""
+        return self.network.variant
+
+    @property
+    def has_score_head(self):
+        """False for S50 and MMTracking stage-1 weights: ``TrackResult.score`` is then None."""
+        return self.network.has_score_head
+
+    @property
+    def synthetic_weights(self):
+        return self.info.get('format') == 'synthetic'
+
+    @property
+    def is_initialized(self):
+        return self._state is not None
+
+    @property
+    def state(self):
+        """The current target box (x, y, w, h) in pixels, or None before :meth:`initialize`."""
+        return None if self._state is None else tuple(self._state)
+
+    @torch.inference_mode()
+    def initialize(self, image, box):
+        """Crop the template around ``box`` and (re)start tracking; replaces any previous target.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            box: (x, y, w, h) pixels.
+        Raises:
+            InvalidImageError: malformed image.
+            InvalidBoxError: empty, non-finite, or outside the image (nothing changes in the tracker then).
+        """
+        validate_image(image)
+        box = validate_init_box(box, image.shape)
+        p = self.params
+        for factor in (p.template_factor, p.search_factor):
+            if not crop_overlaps_image(image.shape, box, factor):
+                raise InvalidBoxError('box %r is too far outside the %dx%d image to crop around it'
+                                      % (tuple(box), image.shape[1], image.shape[0]))
+        template = self._template_tokens(image, box)
+        self._templates = [template] * self.network.num_templates
+        self._state = box
+        self._frame_id = 0
+
+    @torch.inference_mode()
+    def track(self, image):
+        """Track the target into a new frame.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, same camera as at initialisation.
+        Returns:
+            :class:`TrackResult`.
+        Raises:
+            InvalidImageError: malformed image. RuntimeError: not initialised.
+        """
+        validate_image(image)
+        if self._state is None:
+            raise RuntimeError('track() called before initialize()')
+        p = self.params
+        height, width = image.shape[:2]
+        search = sample_target(image, self._state, p.search_factor, p.search_size)
+        search_tokens = self.network.forward_backbone(*self.preprocess(search))
+        out = self.network.forward_head(self._templates + [search_tokens])
+        pred = (out['pred_boxes'].view(-1, 4).mean(dim=0) * p.search_size / search.resize_factor).tolist()
+        state = clip_box(map_box_back(pred, self._state, p.search_size, search.resize_factor), height, width)
+        score = None
+        if out['pred_logits'] is not None:
+            score = out['pred_logits'].view(-1).float().sigmoid().item()
+        self._frame_id += 1
+        self._state = state
+        updated = (score is not None and len(self._templates) > 1 and self._frame_id % p.update_interval == 0
+                   and score > p.score_threshold)
+        if updated:
+            self._templates[1] = self._template_tokens(image, state)
+        return TrackResult(tuple(state), score, self._frame_id, updated)
+
+    def _template_tokens(self, image, box):
+        crop = sample_target(image, box, self.params.template_factor, self.params.template_size)
+        return self.network.forward_backbone(*self.preprocess(crop))
