@@ -95,6 +95,16 @@ class StarkTracker:
         """The current target box (x, y, w, h) in pixels, or None before :meth:`initialize`."""
         return None if self._state is None else tuple(self._state)
 
+    @state.setter
+    def state(self, box):
+        """Move the search centre (teacher forcing in evaluation); templates are kept. Box xywh, pixels."""
+        if self._state is None:
+            raise RuntimeError('set the state only after initialize()')
+        values = [float(v) for v in box]
+        if len(values) != 4:
+            raise InvalidBoxError('box must be 4 numbers (x, y, w, h), got %r' % (box,))
+        self._state = values
+
     @torch.inference_mode()
     def initialize(self, image, box):
         """Crop the template around ``box`` and (re)start tracking; replaces any previous target.

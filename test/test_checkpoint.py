@@ -1,0 +1,202 @@
+"""Checkpoint loading: official and MMTracking formats, variant inference, untrusted pickles, key errors."""
+import os
+import sys
+import types
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+from oracles import BOX_TOL_PX, SCORE_TOL, make_official_checkpoint, oracle, oracle_params, reference_path
+from stark_ros.errors import CheckpointError
+from stark_ros.model import load_network, resolve_device
+from stark_ros.model.checkpoint import mmtrack_to_official_key, read_checkpoint_file
+from stark_ros.model.synthetic import state_dict_digest
+from stark_ros.tracker import StarkTracker
+
+
+@pytest.fixture(scope='module')
+def official_st50(tmp_path_factory):
+    return make_official_checkpoint('st50', tmp_path_factory.mktemp('ckpt') / 'STARKST_ep0050.pth.tar')
+
+
+def _keymap():
+    rows = []
+    with open(reference_path('mmtrack_to_official_stark_st2_r50_keymap.tsv'), encoding='utf-8') as f:
+        next(f)
+        for line in f:
+            mm, official, _shape, dtype, action = line.rstrip('\n').split('\t')
+            rows.append((mm, None if official == '-' else official, dtype, action))
+    return rows
+
+
+def _write_mmtracking(official_path, out_path, stage=2):
+    """An MMTracking-format file made from official weights through the shared key map (MMTRACK_FACTS.md 4)."""
+    net = torch.load(official_path, map_location='cpu', weights_only=True)['net']
+    state = OrderedDict()
+    for mm, official, dtype, _action in _keymap():
+        if stage == 1 and mm.startswith('head.cls_head.'):
+            continue
+        state[mm] = net[official] if official else torch.zeros((), dtype=torch.int64)
+    meta = {'mmtrack_version': '0.14.0', 'config': 'model = dict(type="Stark")', 'CLASSES': None, 'epoch': 50}
+    torch.save({'meta': meta, 'state_dict': state}, out_path, _use_new_zipfile_serialization=False)
+    return str(out_path)
+
+
+def test_key_map_matches_reference_table():
+    rows = _keymap()
+    assert len(rows) == 509
+    for mm, official, _dtype, _action in rows:
+        assert mmtrack_to_official_key(mm) == official, mm
+
+
+def test_official_checkpoint_loads_bit_exact(official_st50):
+    network, info = load_network(official_st50, 'auto', 'cpu')
+    assert info['format'] == 'official' and info['variant'] == 'st50' and info['has_score_head']
+    assert state_dict_digest(network.state_dict()) == oracle('st50')['meta']['weights']['sha256_digest']
+
+
+def _first_frames(tracker, o, n):
+    tracker.initialize(o['frames_rgb'][0], o['init_box'])
+    return [tracker.track(o['frames_rgb'][t]) for t in range(1, n)]
+
+
+def test_mmtracking_checkpoint_gives_official_outputs(official_st50, tmp_path):
+    path = _write_mmtracking(official_st50, tmp_path / 'stark_st2_r50_50e_lasot.pth')
+    tracker = StarkTracker.from_checkpoint(path, 'auto', 'cpu', oracle_params('st50'))
+    assert tracker.info['format'] == 'mmtracking' and tracker.variant == 'st50' and tracker.has_score_head
+    assert state_dict_digest(tracker.network.state_dict()) == oracle('st50')['meta']['weights']['sha256_digest']
+    o = oracle('st50')
+    results = _first_frames(tracker, o, 6)
+    np.testing.assert_allclose([r.box for r in results], o['boxes'][1:6], atol=BOX_TOL_PX, rtol=0)
+    np.testing.assert_allclose([r.score for r in results], o['scores'][1:6], atol=SCORE_TOL, rtol=0)
+
+
+def test_mmtracking_stage1_runs_without_score_or_update(official_st50, tmp_path):
+    path = _write_mmtracking(official_st50, tmp_path / 'stark_st1_r50_500e_lasot.pth', stage=1)
+    tracker = StarkTracker.from_checkpoint(path, 'auto', 'cpu', oracle_params('st50'))
+    assert tracker.variant == 'st50' and not tracker.has_score_head
+    o = oracle('st50')
+    results = _first_frames(tracker, o, 12)
+    assert all(r.score is None and not r.template_updated for r in results)
+    # Two templates and no update: until the official run's first update (frame 10) the boxes are the same.
+    np.testing.assert_allclose([r.box for r in results[:10]], o['boxes'][1:11], atol=BOX_TOL_PX, rtol=0)
+
+
+class _SettingsLike:
+    """Stands for the official trainer's pickled 'settings' object (its class is absent at load time)."""
+
+    def __init__(self):
+        self.env = {'workspace_dir': '/data'}
+
+
+class _Payload:
+    """An object whose unpickling would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, ('touch %s' % self.marker,)
+
+
+def test_trainer_checkpoint_with_foreign_objects_loads_without_running_code(official_st50, tmp_path):
+    net = torch.load(official_st50, map_location='cpu', weights_only=True)['net']
+    names = ['lib', 'lib.train', 'lib.train.admin', 'lib.train.admin.settings']
+    assert not any(name in sys.modules for name in names)
+    modules = {name: types.ModuleType(name) for name in names}
+    module = modules['lib.train.admin.settings']
+    module.Settings = type('Settings', (_SettingsLike,), {'__module__': module.__name__})
+    marker = tmp_path / 'pwned'
+    sys.modules.update(modules)
+    try:
+        path = tmp_path / 'trainer.pth.tar'
+        torch.save({'epoch': 50, 'net_type': 'STARKST', 'net': net, 'settings': module.Settings(),
+                    'stats': _Payload(marker)}, path)
+    finally:
+        for name in names:
+            del sys.modules[name]
+    with pytest.raises(Exception):
+        torch.load(path, map_location='cpu', weights_only=True)   # the safe loader alone refuses it
+    obj = read_checkpoint_file(str(path))
+    assert not marker.exists()
+    assert set(obj) >= {'net', 'settings', 'stats'}
+    network, info = load_network(str(path), 'auto', 'cpu')
+    assert not marker.exists()
+    assert info['format'] == 'official'
+    assert state_dict_digest(network.state_dict()) == oracle('st50')['meta']['weights']['sha256_digest']
+
+
+def test_variant_inferred_for_s50_and_st101(tmp_path):
+    for variant in ('s50', 'st101'):
+        path = make_official_checkpoint(variant, tmp_path / ('%s.pth' % variant))
+        network, info = load_network(path, 'auto', 'cpu')
+        assert info['variant'] == variant
+        assert network.has_score_head == (variant != 's50')
+
+
+def _corrupt(official_path, tmp_path, edit):
+    ckpt = torch.load(official_path, map_location='cpu', weights_only=True)
+    edit(ckpt['net'])
+    path = tmp_path / 'edited.pth'
+    torch.save(ckpt, path)
+    return str(path)
+
+
+def test_missing_key_is_named(official_st50, tmp_path):
+    path = _corrupt(official_st50, tmp_path, lambda net: net.pop('transformer.decoder.norm.weight'))
+    with pytest.raises(CheckpointError, match=r'1 missing: transformer\.decoder\.norm\.weight'):
+        load_network(path, 'st50', 'cpu')
+
+
+def test_unexpected_key_is_named(official_st50, tmp_path):
+    path = _corrupt(official_st50, tmp_path, lambda net: net.update({'extra.weight': torch.zeros(3)}))
+    with pytest.raises(CheckpointError, match=r'1 unexpected: extra\.weight'):
+        load_network(path, 'auto', 'cpu')
+
+
+def test_wrong_shape_is_named(official_st50, tmp_path):
+    path = _corrupt(official_st50, tmp_path, lambda net: net.update({'query_embed.weight': torch.zeros(2, 256)}))
+    with pytest.raises(CheckpointError, match=r'wrong shape: query_embed\.weight \(2, 256\) \(model \(1, 256\)\)'):
+        load_network(path, 'auto', 'cpu')
+
+
+def test_forced_variant_that_does_not_fit_names_the_keys(official_st50):
+    with pytest.raises(CheckpointError, match=r'STARK-S50: 6 unexpected: cls_head\.layers\.0\.weight'):
+        load_network(official_st50, 's50', 'cpu')
+    with pytest.raises(CheckpointError, match='missing'):
+        load_network(official_st50, 'st101', 'cpu')
+
+
+@pytest.mark.parametrize('content', [b'', b'not a checkpoint at all', b'\x80\x04K\x01.'])
+def test_garbage_files_are_rejected(tmp_path, content):
+    path = tmp_path / 'bad.pth'
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError):
+        load_network(str(path), 'auto', 'cpu')
+
+
+def test_missing_file_is_rejected(tmp_path):
+    with pytest.raises(CheckpointError, match='not found'):
+        load_network(str(tmp_path / 'nope.pth'), 'auto', 'cpu')
+
+
+def test_dict_without_weights_is_rejected(tmp_path):
+    path = tmp_path / 'empty.pth'
+    torch.save({'epoch': 3, 'optimizer': {}}, path)
+    with pytest.raises(CheckpointError, match='no STARK weights'):
+        load_network(str(path), 'auto', 'cpu')
+
+
+def test_devices():
+    assert resolve_device('cpu') == torch.device('cpu')
+    assert resolve_device('auto').type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    for bad in ('gpu', 'cuda:x', ''):
+        with pytest.raises(ValueError, match='unknown device'):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='CUDA is not available'):
+            resolve_device('cuda:0')
+    with pytest.raises(ValueError, match='unknown STARK variant'):
+        load_network(None, 'st18', 'cpu')

@@ -1,0 +1,106 @@
+"""The tracker against the official tracker's outputs (free and teacher-forced runs, all variants)."""
+import numpy as np
+import pytest
+
+from oracles import BOX_TOL_PX, PRED_NORM_TOL, SCORE_TOL, frame1_intermediates, oracle, oracle_params
+from stark_ros.tracker import StarkTracker
+from stark_ros.tracker.crop import Preprocessor, sample_target
+
+
+@pytest.fixture(scope='module', params=['st50', 's50', 'st101'])
+def variant_tracker(request):
+    return request.param, StarkTracker.from_checkpoint(None, request.param, 'cpu', oracle_params(request.param))
+
+
+def _capture_network_outputs(tracker):
+    """Record the network's raw predictions of each track() call (the oracle stores them too)."""
+    records = []
+    original = tracker.network.forward_head
+
+    def recording(tokens):
+        out = original(tokens)
+        records.append(out)
+        return out
+    tracker.network.forward_head = recording
+    return records
+
+
+def _run(tracker, o, forced):
+    prefix = 'forced_' if forced else ''
+    frames = o['frames_rgb']
+    tracker.initialize(frames[0], o['init_box'])
+    records = _capture_network_outputs(tracker)
+    try:
+        results = []
+        for t in range(1, len(frames)):
+            if forced:
+                tracker.state = o['forced_state_in'][t]
+            assert np.allclose(tracker.state, o[prefix + 'search_state'][t], atol=BOX_TOL_PX)
+            results.append(tracker.track(frames[t]))
+    finally:
+        del tracker.network.forward_head
+    boxes = np.array([r.box for r in results])
+    np.testing.assert_allclose(boxes, o[prefix + 'boxes'][1:], atol=BOX_TOL_PX, rtol=0)
+    pred = np.array([rec['pred_boxes'].view(4).tolist() for rec in records])
+    np.testing.assert_allclose(pred, o[prefix + 'pred_boxes_norm'][1:], atol=PRED_NORM_TOL, rtol=0)
+    updated = np.array([r.template_updated for r in results])
+    np.testing.assert_array_equal(updated, o[prefix + 'template_updated'][1:])
+    assert [r.frame_id for r in results] == list(range(1, len(frames)))
+    if tracker.has_score_head:
+        scores = np.array([r.score for r in results])
+        np.testing.assert_allclose(scores, o[prefix + 'scores'][1:], atol=SCORE_TOL, rtol=0)
+    else:
+        assert all(r.score is None for r in results)
+        assert np.isnan(o[prefix + 'scores'][1:]).all()
+    return results
+
+
+def test_free_run(variant_tracker):
+    variant, tracker = variant_tracker
+    _run(tracker, oracle(variant), forced=False)
+
+
+def test_teacher_forced_run(variant_tracker):
+    variant, tracker = variant_tracker
+    o = oracle(variant)
+    np.testing.assert_array_equal(o['forced_state_in'][1:], o['object_boxes'][:-1])
+    _run(tracker, o, forced=True)
+
+
+def test_oracle_runs_exercise_updates_and_padding():
+    """Guard against a fixture that would make the tests above vacuous."""
+    o = oracle('st50')
+    assert o['template_updated'].sum() == 3 and o['forced_template_updated'].sum() == 3
+    assert len(set(o['forced_search_crop_sz'][1:].tolist())) > 10
+
+
+def test_frame1_crops_are_bit_exact():
+    o = oracle('st50')
+    frame0, frame1 = o['frames_rgb'][0], o['frames_rgb'][1]
+    template = sample_target(frame0, o['init_box'], 2.0, 128)
+    search = sample_target(frame1, o['search_state'][1], 5.0, 320)
+    np.testing.assert_array_equal(template.patch, o['f1_template_patch_rgb'])
+    np.testing.assert_array_equal(template.mask, o['f1_template_amask'])
+    np.testing.assert_array_equal(search.patch, o['f1_search_patch_rgb'])
+    np.testing.assert_array_equal(search.mask, o['f1_search_amask'])
+    assert search.resize_factor == o['f1_search_resize_factor']
+    preprocess = Preprocessor('cpu')
+    for crop, part in ((template, 'template'), (search, 'search')):
+        image, mask = preprocess(crop)
+        np.testing.assert_allclose(image.numpy(), o['f1_%s_input' % part], atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(mask.numpy(), o['f1_%s_mask' % part])
+
+
+@pytest.mark.parametrize('forced', [False, True])
+def test_dynamic_template_inputs(forced):
+    """The dynamic template is cropped from the current frame around the new, clipped state."""
+    o, f1 = oracle('st50'), frame1_intermediates()
+    prefix = 'forced_' if forced else ''
+    frames_with_update = f1[prefix + 'update_frames']
+    preprocess = Preprocessor('cpu')
+    for index, t in enumerate(frames_with_update):
+        assert o[prefix + 'template_updated'][t]
+        box = o[prefix + 'template_update_box'][t]
+        np.testing.assert_allclose(box, o[prefix + 'boxes'][t])
+        image, _ = preprocess(sample_target(o['frames_rgb'][t], box, 2.0, 128))
+        np.testing.assert_allclose(image.numpy(), f1[prefix + 'update_template_input'][index], atol=1e-5)
