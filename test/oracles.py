@@ -3,6 +3,7 @@
 A missing fixture fails the test: the oracles are the acceptance criterion, never optional.
 """
 import functools
+import hashlib
 import json
 import os
 import subprocess
@@ -18,8 +19,10 @@ BOX_TOL_PX = 1e-2
 SCORE_TOL = 1e-4
 PRED_NORM_TOL = 1e-4
 
-ORACLE_FILES = {'st50': 'oracle_st50_seed0.npz', 's50': 'oracle_s50_seed0.npz', 'st101': 'oracle_st101_seed0.npz'}
-KEY_FILES = {'st50': 'stark_st50_keys.tsv', 's50': 'stark_s50_keys.tsv', 'st101': 'stark_st101_keys.tsv'}
+ORACLE_FILES = {'st50': 'oracle_st50_seed0.npz', 's50': 'oracle_s50_seed0.npz', 'st101': 'oracle_st101_seed0.npz',
+                'lightning': 'oracle_lightning_seed0.npz'}
+KEY_FILES = {'st50': 'stark_st50_keys.tsv', 's50': 'stark_s50_keys.tsv', 'st101': 'stark_st101_keys.tsv',
+             'lightning': 'stark_lightning_keys.tsv'}
 
 
 def reference_path(name):
@@ -35,6 +38,9 @@ def oracle(variant):
     with np.load(reference_path(ORACLE_FILES[variant])) as data:
         out = {k: data[k] for k in data.files}
     out['meta'] = json.loads(str(out.pop('meta_json')))
+    if 'frames_bgr' not in out:   # the Lightning oracle stores its frames by reference to the ST50 one
+        out['frames_bgr'] = oracle('st50')['frames_bgr']
+        assert hashlib.sha256(out['frames_bgr'].tobytes()).hexdigest() == out['meta']['frames_bgr_sha256']
     out['frames_rgb'] = np.ascontiguousarray(out['frames_bgr'][..., ::-1])
     return out
 
@@ -51,7 +57,7 @@ def oracle_params(variant):
     meta = oracle(variant)['meta']
     kwargs = dict(template_factor=meta['template_factor'], template_size=meta['template_size'],
                   search_factor=meta['search_factor'], search_size=meta['search_size'])
-    if meta['update_intervals']:
+    if meta.get('update_intervals'):
         kwargs.update(update_interval=meta['update_intervals'][0], score_threshold=meta['update_threshold_used'])
     return TrackerParams(**kwargs)
 
@@ -70,6 +76,7 @@ def read_keys_tsv(name):
 
 def make_official_checkpoint(variant, out_path, seed=0):
     """Write an official-format checkpoint with the shared generator script (a real, independent file)."""
+    extra = ['--net-type', 'STARKLightningXtrt', '--epoch', '500'] if variant == 'lightning' else []
     subprocess.run([sys.executable, reference_path('make_checkpoint.py'), reference_path(KEY_FILES[variant]),
-                    str(out_path), '--seed', str(seed)], check=True, capture_output=True)
+                    str(out_path), '--seed', str(seed)] + extra, check=True, capture_output=True)
     return str(out_path)

@@ -200,3 +200,17 @@ def test_devices():
             resolve_device('cuda:0')
     with pytest.raises(ValueError, match='unknown STARK variant'):
         load_network(None, 'st18', 'cpu')
+
+
+def test_lightning_checkpoints_training_and_deployed_form(tmp_path):
+    path = make_official_checkpoint('lightning', tmp_path / 'STARKLightningXtrt_ep0500.pth.tar')
+    unfused, info = load_network(path, 'auto', 'cpu', fuse=False)
+    assert info['variant'] == 'lightning' and not info['has_score_head']
+    assert state_dict_digest(unfused.state_dict()) == oracle('lightning')['meta']['weights']['sha256_digest']
+    fused, _ = load_network(path, 'auto', 'cpu')
+    deployed = tmp_path / 'deployed.pth'
+    torch.save({'net': fused.state_dict()}, deployed)
+    reloaded, info = load_network(str(deployed), 'auto', 'cpu')
+    assert info['variant'] == 'lightning'
+    for key, value in fused.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[key], value), key

@@ -4,16 +4,17 @@ import pytest
 import torch
 
 from oracles import KEY_FILES, frame1_intermediates, oracle, read_keys_tsv
-from stark_ros.model import build_stark, load_network
+from stark_ros.model import build_network, build_stark, fuse_repvgg, load_network
 from stark_ros.model.position_encoding import PositionEmbeddingSine
 from stark_ros.model.synthetic import state_dict_digest, synthetic_state_dict
 
-PARAMETER_COUNTS = {'s50': 28_095_554, 'st50': 28_227_395, 'st101': 47_167_299}  # STARK_FACTS.md section 1
+# STARK_FACTS.md section 1 (Lightning: section 14b, training-time form)
+PARAMETER_COUNTS = {'s50': 28_095_554, 'st50': 28_227_395, 'st101': 47_167_299, 'lightning': 2_349_986}
 
 
-@pytest.mark.parametrize('variant', ['s50', 'st50', 'st101'])
+@pytest.mark.parametrize('variant', ['s50', 'st50', 'st101', 'lightning'])
 def test_state_dict_equals_official_key_list(variant):
-    model = build_stark(variant)
+    model = build_network(variant)
     rows = read_keys_tsv(KEY_FILES[variant])
     sd = model.state_dict()
     assert list(sd) == [r[0] for r in rows]
@@ -22,9 +23,9 @@ def test_state_dict_equals_official_key_list(variant):
     assert sum(p.numel() for p in model.parameters()) == PARAMETER_COUNTS[variant]
 
 
-@pytest.mark.parametrize('variant', ['s50', 'st50', 'st101'])
+@pytest.mark.parametrize('variant', ['s50', 'st50', 'st101', 'lightning'])
 def test_synthetic_weights_are_the_oracle_weights(variant):
-    sd = synthetic_state_dict(build_stark(variant).state_dict(), seed=0)
+    sd = synthetic_state_dict(build_network(variant).state_dict(), seed=0)
     assert state_dict_digest(sd) == oracle(variant)['meta']['weights']['sha256_digest']
 
 
@@ -112,3 +113,42 @@ def test_sine_encoding_formula_with_padding():
         fn = np.sin if j % 2 == 0 else np.cos
         np.testing.assert_allclose(pos[j], fn(ey / d[j]), atol=1e-5)
         np.testing.assert_allclose(pos[4 + j], fn(ex / d[j]), atol=1e-5)
+
+
+def test_lightning_frame1_intermediates():
+    o = oracle('lightning')
+    network, _ = load_network(None, 'lightning', 'cpu', fuse=False)
+    captured = {}
+    network.backbone.body.register_forward_hook(lambda m, i, out: captured.setdefault('backbone', []).append(out))
+    network.box_head.conv_tower.register_forward_hook(lambda m, i, out: captured.update(maps=out))
+    tokens = {part: _tokens(network, o['f1_%s_input' % part], o['f1_%s_mask' % part])
+              for part in ('template', 'search')}
+    for index, part in enumerate(('template', 'search')):
+        np.testing.assert_allclose(captured['backbone'][index].numpy(), o['f1_%s_backbone_out' % part],
+                                   atol=1e-3, rtol=1e-4)
+        np.testing.assert_allclose(tokens[part]['feat'].numpy(), o['f1_%s_feat' % part], atol=1e-3, rtol=1e-4)
+        np.testing.assert_array_equal(tokens[part]['pos'].numpy(), o['f1_%s_pos' % part])
+        np.testing.assert_array_equal(tokens[part]['mask'].numpy(), o['f1_%s_mask_vec' % part])
+    with torch.inference_mode():
+        t, x = tokens['template'], tokens['search']
+        enc = network.transformer.encoder(x['feat'], x['pos'], torch.cat((t['feat'], x['feat'])),
+                                          torch.cat((t['pos'], x['pos'])), torch.cat((t['mask'], x['mask']), 1))
+        out = network.forward_head([t, x])
+    np.testing.assert_allclose(enc.numpy(), o['f1_enc_out'], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(captured['maps'].numpy(), o['f1_score_maps'], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(out['pred_boxes'].numpy(), o['f1_pred_boxes'], atol=1e-5)
+
+
+def test_repvgg_fusion_is_equivalent_and_deploy_shaped():
+    """Train -> deploy re-parameterisation (STARK_FACTS.md 14b): 46 entries, 2,151,202 values, same outputs."""
+    network, _ = load_network(None, 'lightning', 'cpu', fuse=False)
+    fused, _ = load_network(None, 'lightning', 'cpu', fuse=True)
+    sd = fused.state_dict()
+    persistent = [k for k in sd if not k.endswith('num_batches_tracked')]
+    assert len(persistent) == 46 and sum(sd[k].numel() for k in persistent) == 2_151_202
+    images = torch.randn(2, 3, 128, 128)
+    masks = torch.zeros(2, 128, 128, dtype=torch.bool)
+    with torch.inference_mode():
+        a, b = network.forward_backbone(images, masks)['feat'], fused.forward_backbone(images, masks)['feat']
+    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-3 * float(a.abs().max()))
+    assert fuse_repvgg(fused) is fused   # idempotent

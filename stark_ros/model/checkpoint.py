@@ -20,7 +20,8 @@ from collections import OrderedDict
 import torch
 
 from ..errors import CheckpointError
-from .stark import VARIANTS, build_stark
+from .build import VARIANT_NAMES, build_network
+from .lightning import fuse_repvgg
 
 # --------------------------------------------------------------------------------------------- reading
 
@@ -199,13 +200,15 @@ def _strip_module_prefix(weights):
 def infer_variant(state_dict, fmt='official'):
     """Variant name and score-head presence from official-named keys.
 
-    ResNet-101 has ``layer3.22``. An official file without ``cls_head`` is STARK-S (official stage-1 ST files keep
+    Lightning has a RepVGG ``backbone.body.stage0``; ResNet-101 has ``layer3.22``. An official file without ``cls_head`` is STARK-S (official stage-1 ST files keep
     their untrained score head); an MMTracking file without it is a stage-1 STARK-ST: two templates, no score
     head, no template update (MMTRACK_FACTS.md section 6, D8).
 
     Returns:
         ``(variant, has_score_head)``.
     """
+    if any(k.startswith('backbone.body.stage0.') for k in state_dict):
+        return 'lightning', False
     depth = 101 if any(k.startswith('backbone.0.body.layer3.22.') for k in state_dict) else 50
     has_score = any(k.startswith('cls_head.') for k in state_dict)
     if not has_score and fmt != 'mmtracking' and depth == 50:
@@ -280,15 +283,19 @@ def resolve_device(device):
     return torch.device('cuda', index)
 
 
-def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320, seed=0):
+def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320, seed=0, template_size=128,
+                 fuse=True):
     """Build a STARK network, fill it with a checkpoint's weights, and put it in eval mode on ``device``.
 
     Args:
         checkpoint: path to an official or MMTracking checkpoint, or None for synthetic weights
             (:func:`stark_ros.model.synthetic.synthetic_state_dict`, seed ``seed``; boxes are then meaningless).
-        variant: 'auto' (inferred from the keys; st50 for synthetic weights), 's50', 'st50' or 'st101'.
+        variant: 'auto' (inferred from the keys; st50 for synthetic weights), 's50', 'st50', 'st101' or
+            'lightning'.
         device: see :func:`resolve_device`.
-        search_size: search region side in pixels (the corner head's grid is ``search_size / 16``).
+        search_size, template_size: patch sides in pixels (the heads are built for ``size / 16`` cells).
+        fuse: fold Lightning's RepVGG branches into single convolutions after loading (faster; boxes within
+            3.2e-4 px of the un-fused official tracker). Checkpoints in the fused (deployed) form load either way.
     Returns:
         ``(network, info)``; ``info`` is a dict with 'variant', 'format' ('official' | 'mmtracking' | 'state_dict'
         | 'synthetic'), 'has_score_head', 'device', 'checkpoint'.
@@ -297,21 +304,25 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
         ValueError: unknown variant or device.
     """
     torch_device = resolve_device(device)
-    if variant != 'auto' and variant not in VARIANTS:
-        raise ValueError('unknown STARK variant %r (known: auto, %s)' % (variant, ', '.join(VARIANTS)))
+    if variant != 'auto' and variant not in VARIANT_NAMES:
+        raise ValueError('unknown STARK variant %r (known: auto, %s)' % (variant, ', '.join(VARIANT_NAMES)))
     if checkpoint is None:
         from .synthetic import synthetic_state_dict
         name = 'st50' if variant == 'auto' else variant
-        network = build_stark(name, search_size=search_size)
+        network = build_network(name, search_size=search_size, template_size=template_size)
         state_dict, fmt = synthetic_state_dict(network.state_dict(), seed), 'synthetic'
     else:
         state_dict, fmt = extract_state_dict(read_checkpoint_file(checkpoint), str(checkpoint))
         inferred, has_score = infer_variant(state_dict, fmt)
         name = inferred if variant == 'auto' else variant
         # Only MMTracking stage-1 files legitimately lack the score head of an ST model.
-        score_head = has_score if fmt == 'mmtracking' and name != 's50' else None
-        network = build_stark(name, score_head=score_head, search_size=search_size)
+        score_head = has_score if fmt == 'mmtracking' and name not in ('s50', 'lightning') else None
+        network = build_network(name, score_head, search_size, template_size)
+        if name == 'lightning' and any('.rbr_reparam.' in k for k in state_dict):
+            fuse_repvgg(network)
     network.load_state_dict(check_keys(network, state_dict))
+    if fuse and name == 'lightning':
+        fuse_repvgg(network)
     network.eval().requires_grad_(False).to(torch_device)
     return network, {'variant': network.variant, 'format': fmt, 'has_score_head': network.has_score_head,
                      'device': str(torch_device), 'checkpoint': checkpoint}

@@ -69,7 +69,7 @@ class StarkTracker:
             CheckpointError: unreadable or mismatched checkpoint. ValueError: bad variant or device.
         """
         from ..model import load_network
-        network, info = load_network(checkpoint, variant, device, params.search_size, seed)
+        network, info = load_network(checkpoint, variant, device, params.search_size, seed, params.template_size)
         return cls(network, params, info)
 
     @property
