@@ -38,7 +38,11 @@ class StarkTracker:
     """Single-object STARK tracker around a loaded network.
 
     Args:
-        network: a :class:`stark_ros.model.Stark` in eval mode (see :func:`stark_ros.model.load_network`).
+        network: a :class:`stark_ros.model.Stark` / :class:`~stark_ros.model.StarkLightning` in eval mode (see
+            :func:`stark_ros.model.load_network`), or an inference engine with the same interface:
+            ``forward_backbone(images, masks) -> tokens``, ``forward_head([tokens...]) -> {'pred_boxes',
+            'pred_logits'}`` (torch tensors), and attributes ``variant``, ``num_templates``, ``has_score_head``,
+            ``feat_sz`` and ``device`` (where its inputs go).
         params: :class:`TrackerParams`.
         info: optional loading info (variant, format, device...) from ``load_network``.
 
@@ -52,7 +56,8 @@ class StarkTracker:
         self.network = network
         self.params = params
         self.info = dict(info or {})
-        self.device = next(network.parameters()).device
+        self.device = torch.device(network.device) if hasattr(network, 'device') else \
+            next(network.parameters()).device
         self.preprocess = Preprocessor(self.device)
         self._templates = None
         self._state = None
