@@ -1,0 +1,594 @@
+"""``stark_tracker``: the ROS 2 node that runs the STARK tracker on a camera topic.
+
+The node is wiring only: pixels are converted by :mod:`stark_ros.ros.image_conversion`, tracking is
+:class:`stark_ros.tracker.StarkTracker`.
+
+Interfaces (names relative to the node's namespace; remap ``image`` to your camera topic):
+
+* subscribes ``image`` (``sensor_msgs/msg/Image``, sensor-data QoS: best effort, keep last 1). Encodings:
+  see :data:`stark_ros.ros.image_conversion.SUPPORTED_ENCODINGS`. Malformed images (``step`` too small,
+  truncated ``data``, unknown encoding, empty size) are logged (throttled) and skipped.
+* publishes ``detection`` (``vision_msgs/msg/Detection2D``, reliable, depth 10), one per tracked frame
+  while a target is set: ``header`` = the image's header (stamp and frame_id), ``bbox.center.position``
+  = box centre and ``bbox.size_x/size_y`` = width/height, all in **pixels** of the image; ``id`` = the
+  target id; ``results[0].hypothesis.class_id`` = parameter ``class_id``, ``results[0].hypothesis.score``
+  = the tracker's confidence in [0, 1].
+
+  **S50 has no score head**: its detections carry ``score = 1.0``. Reason: S50 itself never gates on
+  confidence (every output box is accepted and the template never changes), so 1.0 states exactly what
+  the tracker does; NaN would silently break planners (``NaN > t`` is always false, JSON/YAML
+  serialisers choke on it) and a made-up value in (0, 1) would look like a real confidence. A consumer
+  that needs a real confidence must use an ST model (variant ``st50``/``st101``).
+* service ``~/init_target`` (``stark_ros_msgs/srv/InitTarget``): ``box`` in pixels (centre + size, theta
+  must be 0), ``stamp`` zero = the most recent buffered image, otherwise the buffered image with exactly
+  that stamp; ``id`` = target id for the detections (empty -> ``"target"``). Re-initialising while
+  tracking replaces the target. After an init on an older buffered image the node tracks the newest
+  image received after it next. Bad requests get ``success=false`` and a reason in ``message``.
+* service ``~/reset`` (``std_srvs/srv/Trigger``): drop the target; detections stop until the next init.
+
+Threads: the image callback (own callback group) only validates the message cheaply and stores it in a
+ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``initialize``/``track`` and
+always takes the **newest** image not yet processed, so images that arrive while it is busy are dropped
+(counted in :meth:`TrackerNode.stats`), never queued. Services run in a second callback group; run the
+node with a :class:`rclpy.executors.MultiThreadedExecutor` (``main`` does).
+
+Parameters: see :data:`PARAMETERS` (or ``config/tracker.yaml``). ``checkpoint``, ``variant``, ``device``
+and ``search_size`` are read-only (restart the node to change them); changes of the other tracker
+parameters (``update_interval``, ``score_threshold``, ``template_factor``, ``template_size``,
+``search_factor``) take effect at the next ``~/init_target``; ``class_id`` and ``frame_buffer_size`` take
+effect immediately.
+"""
+import collections
+import math
+import sys
+import threading
+import time
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+from stark_ros_msgs.srv import InitTarget
+from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
+
+from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
+from stark_ros.ros.image_conversion import check_image_msg, image_msg_to_rgb
+
+NODE_NAME = 'stark_tracker'
+
+#: Score published for trackers without a score head (S50); see the module docstring.
+SCORE_WITHOUT_SCORE_HEAD = 1.0
+
+#: Target id used when an ``~/init_target`` request leaves ``id`` empty.
+DEFAULT_TARGET_ID = 'target'
+
+#: How long ``~/init_target`` waits for the worker's verdict, seconds (the worker may be inside a
+#: ``track`` call, about 0.2 s for ST50 on a 2-core CPU).
+INIT_TIMEOUT_SEC = 15.0
+
+#: Period of the INFO summary of frame counters, seconds.
+STATS_PERIOD_SEC = 30.0
+
+_TRACKER_PARAMS = ('template_factor', 'template_size', 'search_factor', 'search_size',
+                   'update_interval', 'score_threshold')
+
+
+def _float_range(lo, hi):
+    return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+
+
+def _int_range(lo, hi, step=1):
+    return [IntegerRange(from_value=int(lo), to_value=int(hi), step=int(step))]
+
+
+#: name -> (default value, ParameterDescriptor keyword arguments). Declared in this order.
+PARAMETERS = collections.OrderedDict([
+    ('checkpoint', ('', dict(
+        description='Path of a STARK checkpoint (official .pth.tar or MMTracking .pth). Empty: deterministic '
+                    'synthetic weights (seed 0) for testing only -- the boxes are meaningless.',
+        read_only=True))),
+    ('variant', ('auto', dict(
+        description='Network variant; auto = detect from the checkpoint (st50 for synthetic weights).',
+        additional_constraints='one of: auto, s50, st50, st101', read_only=True))),
+    ('device', ('auto', dict(
+        description='Torch device for inference; auto = cuda if available, else cpu.',
+        additional_constraints='cpu, cuda, cuda:N or auto', read_only=True))),
+    ('update_interval', (200, dict(
+        description='Dynamic template refresh period in frames (ST only). Applied at the next init_target.',
+        integer_range=_int_range(1, 1000000)))),
+    ('score_threshold', (0.5, dict(
+        description='The dynamic template is refreshed only when the confidence is above this (ST only). '
+                    'Applied at the next init_target.',
+        floating_point_range=_float_range(0.0, 1.0)))),
+    ('class_id', ('object', dict(
+        description='class_id written into every Detection2D hypothesis (STARK is class-agnostic).'))),
+    ('template_factor', (2.0, dict(
+        description='Template crop side = sqrt(w*h) * template_factor. Applied at the next init_target.',
+        floating_point_range=_float_range(0.5, 10.0)))),
+    ('template_size', (128, dict(
+        description='Template patch side fed to the network, pixels (multiple of 16). '
+                    'Applied at the next init_target.',
+        integer_range=_int_range(16, 1024, 16)))),
+    ('search_factor', (5.0, dict(
+        description='Search crop side = sqrt(w*h) * search_factor. Applied at the next init_target.',
+        floating_point_range=_float_range(1.0, 20.0)))),
+    ('search_size', (320, dict(
+        description='Search patch side fed to the network, pixels (multiple of 16); the network is built for '
+                    'it (320 for the official checkpoints). Read-only.',
+        integer_range=_int_range(16, 2048, 16), read_only=True))),
+    ('frame_buffer_size', (30, dict(
+        description='Number of recent images kept for init_target by stamp (memory: this many images).',
+        integer_range=_int_range(1, 600)))),
+])
+
+
+def stamp_to_ns(stamp):
+    """``builtin_interfaces/Time`` -> integer nanoseconds."""
+    return int(stamp.sec) * 1000000000 + int(stamp.nanosec)
+
+
+def format_stamp_ns(ns):
+    """Integer nanoseconds -> ``'sec.nanosec'`` with 9 decimals (exact, no float rounding)."""
+    return '%d.%09d' % divmod(int(ns), 1000000000)
+
+
+def bbox_to_xywh(bbox):
+    """``vision_msgs/BoundingBox2D`` (centre + size, pixels) -> ``(x, y, w, h)`` top-left + size, pixels."""
+    cx, cy = float(bbox.center.position.x), float(bbox.center.position.y)
+    w, h = float(bbox.size_x), float(bbox.size_y)
+    return (cx - w / 2.0, cy - h / 2.0, w, h)
+
+
+def xywh_to_bbox(box, bbox):
+    """Write ``(x, y, w, h)`` (top-left + size, pixels) into ``bbox`` (BoundingBox2D, centre + size)."""
+    x, y, w, h = (float(v) for v in box)
+    bbox.center.position.x = x + w / 2.0
+    bbox.center.position.y = y + h / 2.0
+    bbox.center.theta = 0.0
+    bbox.size_x = w
+    bbox.size_y = h
+    return bbox
+
+
+class _Frame:
+    """One buffered image: arrival sequence number, stamp (ns) and the message itself."""
+
+    __slots__ = ('seq', 'stamp_ns', 'msg')
+
+    def __init__(self, seq, stamp_ns, msg):
+        self.seq, self.stamp_ns, self.msg = seq, stamp_ns, msg
+
+
+class _InitJob:
+    """An ``~/init_target`` request handed from the service callback to the worker."""
+
+    def __init__(self, frame, box_xywh, target_id):
+        self.frame, self.box_xywh, self.target_id = frame, box_xywh, target_id
+        self.done = threading.Event()
+        self.started = False
+        self.cancelled = False
+        self.success = False
+        self.message = ''
+
+
+class TrackerNode(Node):
+    """The ``stark_tracker`` node (see the module docstring for topics, services and parameters).
+
+    Args:
+        tracker: optional ready-made tracker object with the :class:`stark_ros.tracker.StarkTracker` API;
+            when None (normal use) it is built from the ``checkpoint``/``variant``/``device`` parameters.
+        **kwargs: passed to :class:`rclpy.node.Node` (``context``, ``namespace``, ``parameter_overrides``, ...).
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded.
+        ValueError: bad ``variant``/``device`` or inconsistent tracker parameters.
+    """
+
+    def __init__(self, tracker=None, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._declare_parameters()
+            self._tracker_params = self._read_tracker_params()
+            self._tracker = tracker if tracker is not None else self._build_tracker()
+        except Exception:
+            self.destroy_node()
+            raise
+        self._class_id = self.get_parameter('class_id').value
+
+        # State shared by the callbacks and the worker, guarded by _cond's lock.
+        self._cond = threading.Condition()
+        self._frames = collections.deque(maxlen=self.get_parameter('frame_buffer_size').value)
+        self._next_seq = 1
+        self._init_job = None
+        self._target_id = None          # None = no target
+        self._last_seq = 0              # seq of the last frame initialised on / tracked
+        self._generation = 0            # bumped by every init and reset
+        self._params_dirty = False
+        self._stop = False
+        self._busy = False              # worker inside initialize/track
+        self._counts = collections.Counter()
+        self._publisher_seq = {}        # publisher gid -> last publication sequence number seen
+        self._last_summary = collections.Counter()
+
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        image_qos = QoSProfile(depth=1, history=qos_profile_sensor_data.history,
+                               reliability=qos_profile_sensor_data.reliability,
+                               durability=qos_profile_sensor_data.durability)
+        self._detection_pub = self.create_publisher(Detection2D, 'detection', 10)
+        self._image_sub = self.create_subscription(Image, 'image', self._on_image, image_qos,
+                                                   callback_group=self._image_group)
+        self._init_srv = self.create_service(InitTarget, '~/init_target', self._on_init_target,
+                                             callback_group=self._service_group)
+        self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset,
+                                              callback_group=self._service_group)
+        self._stats_timer = self.create_timer(STATS_PERIOD_SEC, self._log_summary)
+
+        self._worker = threading.Thread(target=self._worker_loop, name='stark_tracker_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            'STARK %s on %s ready: image topic %s, detections on %s, init service %s'
+            % (getattr(self._tracker, 'variant', '?'), getattr(self._tracker, 'device', '?'),
+               self._image_sub.topic_name, self._detection_pub.topic_name, self._init_srv.srv_name))
+
+    # ------------------------------------------------------------------ parameters
+    def _declare_parameters(self):
+        for name, (default, desc_kwargs) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(name=name, **desc_kwargs))
+
+    def _read_tracker_params(self, overrides=None):
+        from stark_ros.tracker import TrackerParams
+        values = {name: self.get_parameter(name).value for name in _TRACKER_PARAMS}
+        values.update(overrides or {})
+        return TrackerParams(**values)
+
+    def _build_tracker(self):
+        from stark_ros.tracker import StarkTracker
+        checkpoint = self.get_parameter('checkpoint').value
+        variant = self.get_parameter('variant').value
+        device = self.get_parameter('device').value
+        if not checkpoint:
+            self.get_logger().warning(
+                '*** checkpoint is empty: using SYNTHETIC random weights (seed 0). The published boxes are '
+                'MEANINGLESS; set the checkpoint parameter to a STARK .pth.tar file for real tracking. ***')
+        started = time.monotonic()
+        tracker = StarkTracker.from_checkpoint(checkpoint=checkpoint or None, variant=variant, device=device,
+                                               params=self._tracker_params)
+        self.get_logger().info('loaded STARK %s (%s) in %.1f s%s'
+                               % (tracker.variant, checkpoint or 'synthetic weights', time.monotonic() - started,
+                                  '' if tracker.has_score_head else
+                                  '; no score head: detections carry score %.1f' % SCORE_WITHOUT_SCORE_HEAD))
+        return tracker
+
+    def _validate_parameters(self, params):
+        changed = {p.name: p.value for p in params if p.name in _TRACKER_PARAMS}
+        if changed:
+            try:
+                self._read_tracker_params(changed)
+            except ValueError as err:
+                return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params):
+        with self._cond:
+            for p in params:
+                if p.name in _TRACKER_PARAMS:
+                    self._params_dirty = True
+                elif p.name == 'class_id':
+                    self._class_id = p.value
+                elif p.name == 'frame_buffer_size' and p.value != self._frames.maxlen:
+                    self._frames = collections.deque(self._frames, maxlen=p.value)
+
+    # ------------------------------------------------------------------ public read-only helpers
+    @property
+    def tracker(self):
+        """The tracker object (do not call it while the node runs; the worker owns it)."""
+        return self._tracker
+
+    def buffered_stamps(self):
+        """Stamps (integer ns) of the buffered images, oldest first."""
+        with self._cond:
+            return [f.stamp_ns for f in self._frames]
+
+    def stats(self):
+        """Frame counters since start, as a dict.
+
+        ``received`` valid images, ``rejected`` malformed images, ``lost`` images published but never
+        delivered to the node (from gaps in the publishers' sequence numbers: the depth-1 sensor-data queue
+        was overwritten before the executor took the image), ``processed`` frames tracked (a detection was
+        published), ``dropped`` frames received after the target's image that the worker skipped because a
+        newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``buffered``
+        images in the buffer, ``tracking`` whether a target is set, ``pending`` images received after the
+        last one the worker took (it will take only the newest of them), ``busy`` whether the worker is
+        inside an initialise/track call right now.
+        """
+        with self._cond:
+            out = dict(self._counts)
+            for key in ('received', 'rejected', 'lost', 'processed', 'dropped', 'errors', 'inits'):
+                out.setdefault(key, 0)
+            out['buffered'] = len(self._frames)
+            out['tracking'] = self._target_id is not None
+            newest = self._frames[-1].seq if self._frames else 0
+            out['pending'] = max(0, newest - self._last_seq) if self._target_id is not None else 0
+            out['busy'] = self._busy
+            return out
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_image(self, msg, info):
+        self._count_lost(info)
+        try:
+            check_image_msg(msg)
+        except InvalidImageError as err:
+            with self._cond:
+                self._counts['rejected'] += 1
+            self.get_logger().warning('skipping malformed image (stamp %s, frame_id %r): %s'
+                                      % (format_stamp_ns(stamp_to_ns(msg.header.stamp)), msg.header.frame_id,
+                                         err), throttle_duration_sec=5.0)
+            return
+        with self._cond:
+            self._frames.append(_Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg))
+            self._next_seq += 1
+            self._counts['received'] += 1
+            if self._target_id is not None:
+                self._cond.notify_all()
+
+    def _count_lost(self, info):
+        """Count images a publisher sent that never reached this callback (gaps in its sequence numbers):
+        overwritten in the depth-1 subscription queue while the executor was late, or lost in transport."""
+        gid = info.get('publisher_gid') if isinstance(info, dict) else None
+        seq = info.get('publication_sequence_number') if isinstance(info, dict) else None
+        if not gid or seq is None:
+            return
+        key = (gid.get('implementation_identifier'), bytes(gid.get('data') or b''))
+        with self._cond:
+            last = self._publisher_seq.pop(key, None)
+            if last is not None and seq > last + 1:
+                self._counts['lost'] += seq - last - 1
+            self._publisher_seq[key] = seq  # re-inserted last: the dict is kept in recently-seen order
+            if len(self._publisher_seq) > 64:
+                self._publisher_seq.pop(next(iter(self._publisher_seq)))
+
+    def _find_frame(self, stamp_ns):
+        """The buffered frame to initialise on, or raise LookupError with the reason. Lock must be held."""
+        if not self._frames:
+            raise LookupError('no image received yet on %s' % self._image_sub.topic_name)
+        if stamp_ns == 0:
+            return self._frames[-1]
+        for frame in reversed(self._frames):
+            if frame.stamp_ns == stamp_ns:
+                return frame
+        stamps = [f.stamp_ns for f in self._frames]
+        raise LookupError('no buffered image has stamp %s; the buffer holds %d image(s) with stamps from %s to %s '
+                          '(frame_buffer_size=%d)' % (format_stamp_ns(stamp_ns), len(stamps),
+                                                      format_stamp_ns(min(stamps)), format_stamp_ns(max(stamps)),
+                                                      self._frames.maxlen))
+
+    def _on_init_target(self, request, response):
+        response.success = False
+        box = request.box
+        numbers = (box.center.position.x, box.center.position.y, box.size_x, box.size_y, box.center.theta)
+        if not all(math.isfinite(v) for v in numbers):
+            response.message = 'box has non-finite values (centre %r, %r, size %r x %r, theta %r)' % numbers
+        elif box.size_x <= 0 or box.size_y <= 0:
+            response.message = 'box size must be positive, got %g x %g pixels' % (box.size_x, box.size_y)
+        elif box.center.theta != 0.0:
+            response.message = 'rotated boxes are not supported (center.theta must be 0, got %g)' % box.center.theta
+        if response.message:
+            return self._init_failed(response)
+
+        x, y, w, h = bbox_to_xywh(box)
+        with self._cond:
+            try:
+                frame = self._find_frame(stamp_to_ns(request.stamp))
+            except LookupError as err:
+                response.message = str(err)
+                return self._init_failed(response)
+        width, height = frame.msg.width, frame.msg.height
+        if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+            response.message = ('box (x %g, y %g, w %g, h %g, top-left + size) lies outside the %d x %d image'
+                                % (x, y, w, h, width, height))
+            return self._init_failed(response)
+
+        job = _InitJob(frame, (x, y, w, h), request.id or DEFAULT_TARGET_ID)
+        with self._cond:
+            if self._init_job is not None:  # cannot happen with one service group; be safe anyway
+                self._init_job.cancelled = True
+                self._init_job.message = 'superseded by a newer init_target request'
+                self._init_job.done.set()
+            self._init_job = job
+            self._cond.notify_all()
+        if not job.done.wait(INIT_TIMEOUT_SEC):
+            with self._cond:
+                if not job.started:
+                    job.cancelled = True
+                    if self._init_job is job:
+                        self._init_job = None
+                    job.message = 'tracker busy: initialisation not started within %.0f s' % INIT_TIMEOUT_SEC
+                    job.done.set()
+            job.done.wait()
+        response.success = job.success
+        response.message = job.message
+        if not job.success:
+            return self._init_failed(response)
+        self.get_logger().info(job.message)
+        return response
+
+    def _init_failed(self, response):
+        self.get_logger().warning('init_target rejected: %s' % response.message)
+        return response
+
+    def _on_reset(self, request, response):
+        with self._cond:
+            had = self._target_id
+            self._target_id = None
+            self._generation += 1
+        response.success = True
+        response.message = 'target %r dropped' % had if had is not None else 'no target was set'
+        self.get_logger().info(response.message)
+        return response
+
+    def _log_summary(self):
+        stats = self.stats()
+        if stats['received'] == self._last_summary['received']:
+            return
+        delta = {k: stats[k] - self._last_summary[k] for k in ('received', 'processed', 'dropped', 'lost',
+                                                                'rejected', 'errors')}
+        self._last_summary.update({k: stats[k] for k in delta})
+        self.get_logger().info('last %.0f s: %d images received, %d tracked, %d dropped (tracker busy), '
+                               '%d lost before delivery, %d malformed, %d tracker errors%s'
+                               % ((STATS_PERIOD_SEC,) + tuple(delta.values()) + (
+                                   '' if stats['tracking'] else '; no target set',)))
+
+    # ------------------------------------------------------------------ worker
+    def _worker_loop(self):
+        while True:
+            with self._cond:
+                while not self._stop and self._init_job is None and not self._has_work():
+                    self._cond.wait()
+                if self._stop:
+                    return
+                self._busy = True
+                job, self._init_job = self._init_job, None
+                if job is not None:
+                    job.started = True
+                    params_dirty, self._params_dirty = self._params_dirty, False
+                else:
+                    frame = self._frames[-1]
+                    self._counts['dropped'] += frame.seq - self._last_seq - 1
+                    self._last_seq = frame.seq
+                    generation, target_id = self._generation, self._target_id
+            try:
+                if job is not None:
+                    self._run_init(job, params_dirty)
+                else:
+                    self._run_track(frame, generation, target_id)
+            except Exception as err:  # never let the worker die
+                self.get_logger().error('tracker worker: unexpected %s: %s' % (type(err).__name__, err),
+                                        throttle_duration_sec=5.0)
+                if job is not None and not job.done.is_set():
+                    job.message = 'internal error: %s: %s' % (type(err).__name__, err)
+                    job.done.set()
+                elif job is None:
+                    with self._cond:
+                        self._counts['errors'] += 1
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _has_work(self):
+        return self._target_id is not None and bool(self._frames) and self._frames[-1].seq > self._last_seq
+
+    def _run_init(self, job, params_dirty):
+        if job.cancelled:
+            return
+        if params_dirty:
+            self._tracker_params = self._read_tracker_params()
+            self._apply_tracker_params(self._tracker_params)
+        frame = job.frame
+        try:
+            rgb = image_msg_to_rgb(frame.msg)
+            self._tracker.initialize(rgb, job.box_xywh)
+        except (InvalidBoxError, InvalidImageError) as err:
+            job.message = 'tracker rejected the request: %s' % err
+            job.done.set()
+            return
+        except Exception as err:
+            with self._cond:
+                self._target_id = None
+                self._generation += 1
+            job.message = 'tracker failed to initialise (%s: %s); no target set' % (type(err).__name__, err)
+            job.done.set()
+            return
+        with self._cond:
+            self._target_id = job.target_id
+            self._last_seq = frame.seq
+            self._generation += 1
+            self._counts['inits'] += 1
+            newer = self._frames[-1].seq - frame.seq if self._frames else 0
+            self._cond.notify_all()
+        x, y, w, h = job.box_xywh
+        job.success = True
+        job.message = ('tracking target %r from image stamp %s (%d x %d), box x %.1f y %.1f w %.1f h %.1f px%s'
+                       % (job.target_id, format_stamp_ns(frame.stamp_ns), frame.msg.width, frame.msg.height,
+                          x, y, w, h, '; %d newer image(s) buffered' % newer if newer else ''))
+        job.done.set()
+
+    def _apply_tracker_params(self, params):
+        """Hand changed TrackerParams to the tracker (worker thread, between frames)."""
+        self._tracker.params = params
+
+    def _run_track(self, frame, generation, target_id):
+        try:
+            rgb = image_msg_to_rgb(frame.msg)
+            result = self._tracker.track(rgb)
+        except Exception as err:
+            with self._cond:
+                self._counts['errors'] += 1
+            self.get_logger().error('tracking failed on image stamp %s: %s: %s'
+                                    % (format_stamp_ns(frame.stamp_ns), type(err).__name__, err),
+                                    throttle_duration_sec=5.0)
+            return
+        det = Detection2D()
+        det.header = frame.msg.header
+        det.id = target_id
+        xywh_to_bbox(result.box, det.bbox)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = self._class_id
+        hyp.hypothesis.score = float(SCORE_WITHOUT_SCORE_HEAD if result.score is None else result.score)
+        det.results = [hyp]
+        with self._cond:
+            if generation != self._generation:  # reset or re-init while this frame was being tracked
+                return
+            self._counts['processed'] += 1
+            self._detection_pub.publish(det)
+
+    # ------------------------------------------------------------------ shutdown
+    def destroy_node(self):
+        """Stop the worker thread, then destroy the node."""
+        cond = getattr(self, '_cond', None)
+        if cond is not None:
+            with cond:
+                self._stop = True
+                cond.notify_all()
+                job, self._init_job = self._init_job, None
+            if job is not None:
+                job.message = 'node shutting down'
+                job.done.set()
+            worker = getattr(self, '_worker', None)
+            if worker is not None and worker is not threading.current_thread():
+                worker.join(timeout=30.0)
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Console script ``tracker_node``: run :class:`TrackerNode` on a MultiThreadedExecutor until shutdown."""
+    rclpy.init(args=args)
+    try:
+        node = TrackerNode()
+    except (CheckpointError, ValueError, ImportError) as err:
+        rclpy.logging.get_logger(NODE_NAME).fatal('cannot start: %s: %s' % (type(err).__name__, err))
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.remove_node(node)
+        node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
