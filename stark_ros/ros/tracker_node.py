@@ -93,7 +93,7 @@ PARAMETERS = collections.OrderedDict([
         read_only=True))),
     ('variant', ('auto', dict(
         description='Network variant; auto = detect from the checkpoint (st50 for synthetic weights).',
-        additional_constraints='one of: auto, s50, st50, st101', read_only=True))),
+        additional_constraints='one of: auto, s50, st50, st101, lightning', read_only=True))),
     ('device', ('auto', dict(
         description='Torch device for inference; auto = cuda if available, else cpu.',
         additional_constraints='cpu, cuda, cuda:N or auto', read_only=True))),
