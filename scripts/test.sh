@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run stark_ros's test suite in .venv:   bash scripts/test.sh [pytest arguments...]
+# Without arguments it runs everything under test/; with arguments they replace that
+# (e.g. `bash scripts/test.sh test/test_packaging.py -x`).
+# Brings the environment up to date first (scripts/setup.sh --no-demo: a no-op taking well under a
+# second when nothing changed; it reinstalls stark_ros into .venv when its sources changed).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh --no-demo
+
+# DDS on this machine only: loopback discovery plus the shared-memory profile (large images).
+# test/conftest.py additionally picks a unique ROS_DOMAIN_ID per run.
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$ROOT/config/fastdds_localhost.xml}"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+
+# -ra: say why tests were skipped/xfailed; --timeout: a hung ROS test fails instead of eating CI time.
+# pytest's exit status is returned as is (5 = no test collected counts as a failure).
+if [ "$#" -eq 0 ]; then set -- test; fi
+exec .venv/bin/python -m pytest -q -ra --durations=10 --timeout=900 -p no:cacheprovider "$@"
