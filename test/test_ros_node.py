@@ -306,3 +306,11 @@ def test_newest_image_wins_under_a_burst(setup):
     assert done - t0 < burst + 3.0  # no backlog to work off after the burst
     # the worker's queue never held more than the frames that arrived during one inference
     assert max_pending <= 1 + math.ceil(0.6 / 0.01)
+
+
+def test_inference_threads_leave_a_core_free():
+    from stark_ros.ros.tracker_node import inference_threads
+    assert inference_threads(0, cpu_count=2) == 1
+    assert inference_threads(0, cpu_count=1) == 1
+    assert inference_threads(0, cpu_count=8) == 7
+    assert inference_threads(3, cpu_count=8) == 3
