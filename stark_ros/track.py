@@ -27,6 +27,10 @@ def build_parser():
     parser.add_argument('--checkpoint', default=None, help='official or MMTracking checkpoint (default: synthetic)')
     parser.add_argument('--variant', default='auto', help='auto, s50, st50, st101 or lightning (default: auto)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default: cpu)')
+    parser.add_argument('--backend', default='torch',
+                        help='torch (reference), torch-fast, openvino or onnxruntime (default: torch)')
+    parser.add_argument('--precision', default=None,
+                        help='fp32 (default), bf16, fp16 (torch-fast on CUDA) or auto; see stark_ros.backends')
     parser.add_argument('--update-interval', type=int, default=200, help='dynamic template period, frames')
     parser.add_argument('--score-threshold', type=float, default=0.5, help='dynamic template update threshold')
     parser.add_argument('--output', default=None, help='results file, one x,y,w,h line per frame (default: stdout)')
@@ -46,7 +50,8 @@ def run(args, stdout=sys.stdout, stderr=sys.stderr):
     params = TrackerParams(update_interval=args.update_interval, score_threshold=args.score_threshold)
     if args.checkpoint is None:
         print(SYNTHETIC_WARNING, file=stderr)
-    tracker = StarkTracker.from_checkpoint(args.checkpoint, args.variant, args.device, params)
+    tracker = StarkTracker.from_checkpoint(args.checkpoint, args.variant, args.device, params,
+                                           backend=args.backend, precision=args.precision)
     total = source.count if args.max_frames is None else min(args.max_frames, source.count or args.max_frames)
     boxes, scores = [], []
     with contextlib.ExitStack() as stack:

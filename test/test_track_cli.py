@@ -112,3 +112,18 @@ def test_bundled_video_and_box_parsing():
     assert parse_box('1, 2.5,3,4') == [1.0, 2.5, 3.0, 4.0]
     with pytest.raises(FileNotFoundError):
         bundled_video('no_such_video.mp4')
+
+
+@pytest.mark.parametrize('backend', ['torch-fast', 'openvino'])
+def test_cli_fp32_backends_reproduce_the_oracle(oracle_folder, backend):
+    o = oracle('st50')
+    run = _cli('--input', oracle_folder, '--init-box', ','.join(repr(float(v)) for v in o['init_box']),
+               '--backend', backend, '--precision', 'fp32', '--max-frames', 6, '--quiet')
+    assert run.returncode == 0, run.stderr
+    boxes = np.array([line.split(',') for line in run.stdout.splitlines()], float)
+    np.testing.assert_allclose(boxes[1:], o['boxes'][1:6], atol=BOX_TOL_PX, rtol=0)
+
+
+def test_cli_unknown_backend(oracle_folder):
+    run = _cli('--input', oracle_folder, '--init-box', '10,10,20,20', '--backend', 'tensorflow', '--quiet')
+    assert run.returncode == 2 and 'unknown backend' in run.stderr

@@ -241,7 +241,7 @@ class StarkLightning(nn.Module):
         """
         features, feature_masks = self.backbone(images, masks)
         features = self.bottleneck(features)
-        side = features.shape[-1]
+        side = int(features.shape[-1])   # a Python int also when traced (ONNX export)
         table = {self.pos_emb_x.size: self.pos_emb_x, self.pos_emb_z0.size: self.pos_emb_z0}.get(side)
         if table is None or features.shape[-2] != side:
             raise ValueError('no position table for a %dx%d feature map' % tuple(features.shape[-2:]))

@@ -99,6 +99,14 @@ PARAMETERS = collections.OrderedDict([
     ('device', ('auto', dict(
         description='Torch device for inference; auto = cuda if available, else cpu.',
         additional_constraints='cpu, cuda, cuda:N or auto', read_only=True))),
+    ('backend', ('torch', dict(
+        description='Inference engine: torch (eager fp32, the reference), torch-fast (folded BN, channels-last), '
+                    'openvino (x86 CPUs) or onnxruntime. See stark_ros.backends.',
+        additional_constraints='one of: torch, torch-fast, openvino, onnxruntime', read_only=True))),
+    ('precision', ('fp32', dict(
+        description='fp32 (reproduces the official tracker), bf16 (CPUs with avx512_bf16/AMX; boxes within about '
+                    '1-2 px of fp32), fp16 (torch-fast on CUDA) or auto.',
+        additional_constraints='one of: fp32, bf16, fp16, auto', read_only=True))),
     ('update_interval', (200, dict(
         description='Dynamic template refresh period in frames (ST only). Applied at the next init_target.',
         integer_range=_int_range(1, 1000000)))),
@@ -280,7 +288,9 @@ class TrackerNode(Node):
         torch.set_num_threads(threads)
         started = time.monotonic()
         tracker = StarkTracker.from_checkpoint(checkpoint=checkpoint or None, variant=variant, device=device,
-                                               params=self._tracker_params)
+                                               params=self._tracker_params,
+                                               backend=self.get_parameter('backend').value,
+                                               precision=self.get_parameter('precision').value)
         self.get_logger().info('loaded STARK %s (%s) in %.1f s, %d inference thread(s)%s'
                                % (tracker.variant, checkpoint or 'synthetic weights', time.monotonic() - started,
                                   threads,

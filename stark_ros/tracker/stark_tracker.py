@@ -64,15 +64,24 @@ class StarkTracker:
         self._frame_id = 0
 
     @classmethod
-    def from_checkpoint(cls, checkpoint=None, variant='auto', device='cpu', params=TrackerParams(), seed=0):
+    def from_checkpoint(cls, checkpoint=None, variant='auto', device='cpu', params=TrackerParams(), seed=0,
+                        backend='torch', precision=None, **backend_options):
         """Load a network (see :func:`stark_ros.model.load_network`) and wrap it in a tracker.
 
         ``checkpoint=None`` gives deterministic synthetic weights (``synthetic_weights`` is then True): the
-        pipeline runs, but the boxes are meaningless.
+        pipeline runs, but the boxes are meaningless. ``backend`` / ``precision`` / ``backend_options`` choose an
+        inference engine (:func:`stark_ros.backends.build_engine`); the default, eager torch fp32, is the
+        reference that reproduces the official tracker.
 
         Raises:
-            CheckpointError: unreadable or mismatched checkpoint. ValueError: bad variant or device.
+            CheckpointError: unreadable or mismatched checkpoint. ValueError: bad variant, device, backend or
+            precision.
         """
+        if backend != 'torch' or precision not in (None, 'fp32') or backend_options:
+            from ..backends import load_engine
+            engine, info = load_engine(checkpoint, variant, device, backend, precision, params, seed,
+                                       **backend_options)
+            return cls(engine, params, info)
         from ..model import load_network
         network, info = load_network(checkpoint, variant, device, params.search_size, seed, params.template_size)
         return cls(network, params, info)

@@ -1,0 +1,104 @@
+"""Inference backends for the STARK networks: one engine interface, several runtimes.
+
+``build_engine(network, backend, device, precision)`` wraps a loaded network (:func:`stark_ros.model.load_network`)
+in an *engine* that :class:`stark_ros.tracker.StarkTracker` drives like the network itself
+(``forward_backbone`` / ``forward_head`` on torch tensors, plus ``variant``, ``num_templates``, ``has_score_head``,
+``feat_sz``, ``device``). Backends (name: what; precisions; extra packages):
+
+* ``torch``: the eager network, the reference; fp32.
+* ``torch-fast``: folded batch norms, channels-last, inference mode, bf16/fp16 convolutions and autocast
+  transformer; fp32, bf16 (CPU), fp16 (CUDA); optional ``compile=True``.
+* ``openvino``: OpenVINO CPU runtime, three fixed-shape compiled models; fp32, bf16; ``openvino``, ``onnx``.
+* ``onnxruntime``: the exported ONNX graphs (:mod:`.export_onnx`) on ONNX Runtime CPU; fp32; ``onnx``,
+  ``onnxruntime``.
+
+Every backend's module docstring states its numerical contract: fp32 paths reproduce the oracles with the core
+tolerances (boxes 1e-2 px, scores 1e-4); reduced-precision paths are bounded against the fp32 run
+(``test/test_backends.py``). ``precision=None`` is always fp32; 'auto' picks bf16 on a CPU with native bf16
+(avx512_bf16 / AMX), fp16 on CUDA (torch-fast), fp32 otherwise.
+"""
+import importlib.util
+
+from .common import Engine, cpu_supports_bf16, default_threads, resolve_precision
+
+#: Backend names accepted by :func:`build_engine`, in order of preference for the reference.
+BACKENDS = ('torch', 'torch-fast', 'openvino', 'onnxruntime')
+
+_REQUIRES = {'torch': (), 'torch-fast': (), 'openvino': ('openvino', 'onnx'), 'onnxruntime': ('onnx', 'onnxruntime')}
+
+
+def backend_available(backend):
+    """True if the Python packages ``backend`` needs are installed (does not import them)."""
+    if backend not in _REQUIRES:
+        raise ValueError('unknown backend %r (known: %s)' % (backend, ', '.join(BACKENDS)))
+    return all(importlib.util.find_spec(name) is not None for name in _REQUIRES[backend])
+
+
+def available_backends():
+    """The backends whose packages are installed here."""
+    return tuple(b for b in BACKENDS if backend_available(b))
+
+
+def build_engine(network, backend='torch', device=None, precision=None, template_size=128, **options):
+    """Wrap a loaded network in an inference engine.
+
+    Args:
+        network: a network from :func:`stark_ros.model.load_network` (eval mode). Not modified by any backend
+            but 'torch' (which moves it to ``device``).
+        backend: one of :data:`BACKENDS`.
+        device: torch device ('cpu', 'cuda', ...); default the network's. 'openvino' and 'onnxruntime' run on
+            the CPU only.
+        precision: None or 'fp32' (default), 'bf16', 'fp16' (torch-fast on CUDA) or 'auto'.
+        template_size: template patch side in pixels (the search side comes from the network).
+        **options: backend specific: torch-fast ``channels_last``, ``compile``; openvino ``threads``,
+            ``cache_dir``; onnxruntime ``threads``, ``model_dir`` (use exported files instead of exporting).
+    Returns:
+        an :class:`Engine`.
+    Raises:
+        ValueError: unknown backend or precision, a precision the backend/device cannot run, or a backend whose
+            packages are not installed (the message names the pip package).
+    """
+    if backend not in BACKENDS:
+        raise ValueError('unknown backend %r (known: %s)' % (backend, ', '.join(BACKENDS)))
+    if not backend_available(backend):
+        raise ValueError('backend %r needs the Python package(s) %s: pip install %s'
+                         % (backend, ', '.join(_REQUIRES[backend]), ' '.join(_REQUIRES[backend])))
+    if backend == 'torch':
+        from .torch_backends import TorchEngine
+        return TorchEngine(network, device, precision, template_size, **options)
+    if backend == 'torch-fast':
+        from .torch_backends import TorchFastEngine
+        return TorchFastEngine(network, device, precision, template_size, **options)
+    if backend == 'openvino':
+        from .openvino_backend import OpenVINOEngine
+        return OpenVINOEngine(network, device, precision, template_size, **options)
+    from .onnxruntime_backend import OnnxRuntimeEngine
+    return OnnxRuntimeEngine(network, device, precision, template_size, **options)
+
+
+def load_engine(checkpoint=None, variant='auto', device='cpu', backend='torch', precision=None, params=None,
+                seed=0, fuse=True, **options):
+    """Load a checkpoint (:func:`stark_ros.model.load_network`) and build an engine for it.
+
+    Intended for ``StarkTracker.from_checkpoint(..., backend=..., precision=...)``.
+
+    Returns:
+        ``(engine, info)``: ``info`` is load_network's dict plus 'backend' and 'precision'.
+    Raises:
+        CheckpointError, ValueError: as :func:`stark_ros.model.load_network` and :func:`build_engine`.
+    """
+    from ..model import load_network
+    from ..tracker.params import TrackerParams
+    params = params if params is not None else TrackerParams()
+    if backend not in BACKENDS:   # fail before the (slow) network build
+        raise ValueError('unknown backend %r (known: %s)' % (backend, ', '.join(BACKENDS)))
+    network, info = load_network(checkpoint, variant, device, params.search_size, seed, params.template_size,
+                                 fuse=fuse)
+    engine = build_engine(network, backend, device=info['device'], precision=precision,
+                          template_size=params.template_size, **options)
+    info = dict(info, backend=engine.backend, precision=engine.precision)
+    return engine, info
+
+
+__all__ = ['BACKENDS', 'Engine', 'available_backends', 'backend_available', 'build_engine', 'cpu_supports_bf16',
+           'default_threads', 'load_engine', 'resolve_precision']
