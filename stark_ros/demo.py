@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 DEFAULT_VIDEO = 'bikes.mp4'
 #: A real object in frame 0 of bikes.mp4: the brown roof hatch (x, y, w, h, pixels).
@@ -91,35 +92,65 @@ def _stamp_ns(stamp):
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
-def run(args, out=sys.stdout):
-    """Run the demo; returns a dict of the summary numbers. Raises ValueError / FileNotFoundError on bad input."""
+@dataclass
+class PipelineRun:
+    """What :func:`run_pipeline` observed.
+
+    Attributes:
+        played: frames published (frame 0 included).
+        play_seconds: wall time of playing frames 1..N, seconds.
+        detections: [(receipt time ns, vision_msgs/Detection2D)] in arrival order.
+        frame_of_stamp: image stamp (ns) -> frame index.
+        node_stats: the tracker node's counters (:meth:`TrackerNode.stats`) at the end.
+        synthetic: the node ran synthetic weights.
+        init_message: the node's answer to ``~/init_target``.
+    """
+
+    played: int
+    play_seconds: float
+    detections: list
+    frame_of_stamp: dict
+    node_stats: dict
+    synthetic: bool
+    init_message: str
+
+
+def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node_process=False):
+    """Play ``frames`` through a ``stark_tracker`` node over DDS, initialised on frame 0 by stamp.
+
+    Args:
+        frames: iterable of (H, W, 3) uint8 RGB frames (frame 0 first).
+        init_box: (x, y, w, h) on frame 0, pixels.
+        rate: frames per second of the player (real-time schedule).
+        node_parameters: ``rclpy.parameter.Parameter`` overrides for the node (checkpoint, variant...).
+        on_frame: optional ``callback(index, rgb, stamp)`` after each publication.
+        node_process: run the node in its own process (as on a robot) instead of in this one. The player and
+            the collector share this process's interpreter lock; at camera rates a fast tracker (Lightning) in
+            the same process is starved by them. ``node_stats`` then holds only what can be seen from outside.
+    Returns:
+        :class:`PipelineRun`.
+    Raises:
+        ValueError: no frame, or the node refused the init box (its message says why).
+        RuntimeError: the node did not come up on DDS.
+    """
     _hermetic_dds()
-    import numpy as np
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
     from stark_ros_msgs.srv import InitTarget
 
-    from stark_ros.io import bundled_video, open_frames, parse_box
     from stark_ros.ros.player import VideoPlayer, play
     from stark_ros.ros.tracker_node import TrackerNode, xywh_to_bbox
 
-    video = args.video or bundled_video(DEFAULT_VIDEO)
-    init_box = parse_box(args.init_box or (DEFAULT_INIT_BOX if args.video is None else ''))
-    source = open_frames(video)
-    rate = args.rate or source.fps or 30.0
-    os.makedirs(args.output_dir, exist_ok=True)
-    if args.checkpoint is None:
-        print(SYNTHETIC_NOTICE, file=out)
-
     context = rclpy.Context()
     rclpy.init(context=context)
-    nodes, executor = [], None
+    nodes, executor, process = [], None, None
     try:
-        tracker_node = TrackerNode(context=context, parameter_overrides=[
-            Parameter('checkpoint', value=args.checkpoint or ''), Parameter('variant', value=args.variant),
-            Parameter('device', value=args.device)])
-        nodes.append(tracker_node)
+        if node_process:
+            process = _start_node_process(node_parameters)
+            tracker_node = None
+        else:
+            tracker_node = TrackerNode(context=context, parameter_overrides=list(node_parameters))
+            nodes.append(tracker_node)
         player = VideoPlayer(context=context)
         nodes.append(player)
         collector_node = rclpy.create_node('stark_demo_collector', context=context)
@@ -130,55 +161,120 @@ def run(args, out=sys.stdout):
         for node in nodes:
             executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
-        if not (init_client.wait_for_service(timeout_sec=20.0) and _wait(
+        if not (init_client.wait_for_service(timeout_sec=60.0) and _wait(
                 lambda: player.publisher.get_subscription_count() > 0
-                and tracker_node.count_subscribers('detection') > 0, 20.0)):
-            raise RuntimeError('the tracker node did not come up on DDS within 20 s')
+                and collector.subscription.get_publisher_count() > 0, 20.0)):
+            raise RuntimeError('the tracker node did not come up on DDS within 60 s')
 
-        frames = iter(source)
+        frames = iter(frames)
         first = next(frames, None)
         if first is None:
-            raise ValueError('no frame could be read from %s' % video)
-        stamp0 = None
-        for _attempt in range(50):      # best-effort QoS: re-send frame 0 until the node has buffered it
-            stamp0 = player.publish_frame(first)
-            if _wait(lambda: _stamp_ns(stamp0) in tracker_node.buffered_stamps(), 0.2):
-                break
-        else:
-            raise RuntimeError('the tracker node never received frame 0')
+            raise ValueError('no frame to play')
         request = InitTarget.Request()
         xywh_to_bbox(init_box, request.box)
-        request.stamp = stamp0
         request.id = 'demo_target'
-        response = init_client.call(request, timeout_sec=60.0)
+        for _attempt in range(50):      # best-effort QoS: re-send frame 0 until the node has buffered it
+            stamp0 = player.publish_frame(first)
+            time.sleep(0.05)
+            request.stamp = stamp0
+            response = init_client.call(request, timeout_sec=60.0)
+            if response is None or response.success or 'no buffered image has stamp' not in response.message \
+                    and 'no image received yet' not in response.message:
+                break
         if response is None or not response.success:
             raise ValueError('init_target failed: %s' % (response.message if response else 'no response'))
-        print('initialised on frame 0 of %s with box %s: %s' % (video, init_box, response.message), file=out)
+        if on_frame is not None:
+            on_frame(0, first, stamp0)
 
         frame_of_stamp = {_stamp_ns(stamp0): 0}
-        limit = None if args.max_frames is None else max(0, args.max_frames - 1)
 
-        def rest():
-            for index, rgb in enumerate(frames, start=1):
-                if limit is not None and index > limit:
-                    return
-                yield rgb
+        def published(index, rgb, stamp):
+            frame_of_stamp[_stamp_ns(stamp)] = index + 1
+            if on_frame is not None:
+                on_frame(index + 1, rgb, stamp)
 
         started = time.monotonic()
-        played = 1 + play(player, rest(), rate,
-                          on_frame=lambda i, rgb, stamp: frame_of_stamp.__setitem__(_stamp_ns(stamp), i + 1))
+        played = 1 + play(player, frames, rate, on_frame=published)
         play_seconds = time.monotonic() - started
-        _wait(lambda: not tracker_node.stats()['busy'] and tracker_node.stats()['pending'] == 0, 30.0)
-        _wait(lambda: len(collector.snapshot()) >= tracker_node.stats()['processed'], 5.0)
-        stats = tracker_node.stats()
-        detections = collector.snapshot()
-        synthetic = tracker_node.tracker.synthetic_weights
+        if tracker_node is None:
+            time.sleep(2.0)             # the last frame's detection
+            detections = collector.snapshot()
+            stats = {'processed': len(detections), 'dropped': played - 1 - len(detections), 'lost': 0}
+            synthetic = 'SYNTHETIC' in process.log_text()
+        else:
+            _wait(lambda: not tracker_node.stats()['busy'] and tracker_node.stats()['pending'] == 0, 30.0)
+            _wait(lambda: len(collector.snapshot()) >= tracker_node.stats()['processed'], 5.0)
+            detections, stats = collector.snapshot(), tracker_node.stats()
+            synthetic = tracker_node.tracker.synthetic_weights
+        return PipelineRun(played, play_seconds, detections, frame_of_stamp, stats, synthetic, response.message)
     finally:
         if executor is not None:
             executor.shutdown()
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+        if process is not None:
+            process.stop()
+
+
+class _NodeProcess:
+    """``python -m stark_ros.ros.tracker_node`` in a child process, its log in a temporary file."""
+
+    def __init__(self, parameters):
+        import subprocess
+        import tempfile
+        self.log = tempfile.TemporaryFile(mode='w+')
+        args = [sys.executable, '-m', 'stark_ros.ros.tracker_node', '--ros-args']
+        for p in parameters:
+            args += ['-p', '%s:=%s' % (p.name, p.value if p.value != '' else '""')]
+        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def log_text(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        import signal
+        self.popen.send_signal(signal.SIGINT)
+        try:
+            self.popen.wait(timeout=20)
+        except Exception:  # noqa: BLE001
+            self.popen.kill()
+        self.log.close()
+
+
+def _start_node_process(parameters):
+    return _NodeProcess(parameters)
+
+
+def latencies_ms(run):
+    """Latency of every detection of a :class:`PipelineRun`, image stamp to receipt, ms, in arrival order."""
+    return [(receipt_ns - _stamp_ns(det.header.stamp)) / 1e6 for receipt_ns, det in run.detections]
+
+
+def run(args, out=sys.stdout):
+    """Run the demo; returns a dict of the summary numbers. Raises ValueError / FileNotFoundError on bad input."""
+    import itertools
+
+    import numpy as np
+    from rclpy.parameter import Parameter
+
+    from stark_ros.io import bundled_video, open_frames, parse_box
+
+    video = args.video or bundled_video(DEFAULT_VIDEO)
+    init_box = parse_box(args.init_box or (DEFAULT_INIT_BOX if args.video is None else ''))
+    source = open_frames(video)
+    rate = args.rate or source.fps or 30.0
+    os.makedirs(args.output_dir, exist_ok=True)
+    if args.checkpoint is None:
+        print(SYNTHETIC_NOTICE, file=out)
+    frames = iter(source) if args.max_frames is None else itertools.islice(source, args.max_frames)
+    result = run_pipeline(frames, init_box, rate, [
+        Parameter('checkpoint', value=args.checkpoint or ''), Parameter('variant', value=args.variant),
+        Parameter('device', value=args.device)])
+    print('initialised on frame 0 of %s with box %s: %s' % (video, init_box, result.init_message), file=out)
+    played, play_seconds, stats = result.played, result.play_seconds, result.node_stats
+    detections, frame_of_stamp, synthetic = result.detections, result.frame_of_stamp, result.synthetic
 
     rows = []
     for receipt_ns, det in detections:
