@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .backbone import FrozenBatchNorm2d
 from .stark import xyxy_to_cxcywh
+from .transformer import EncoderLayer
 
 #: (blocks, channels) of stages 0..3 for RepVGG-A0 at width 0.75, truncated after stage 3 of 4 blocks.
 LIGHTNING_STAGES = ((1, 48), (2, 48), (4, 96), (4, 192))
@@ -149,24 +150,18 @@ class LearnedPositionEmbedding(nn.Module):
         return torch.cat((cols, rows), dim=-1).reshape(n * n, 1, -1)
 
 
-class LiteEncoderLayer(nn.Module):
+class LiteEncoderLayer(EncoderLayer):
     """One post-norm encoder layer whose queries are the search tokens only (STARK_FACTS.md 14b).
 
+    Same parameters as :class:`stark_ros.model.transformer.EncoderLayer`; only the data flow differs.
     ``forward(query, query_pos, memory, memory_pos, key_padding_mask)``: query (Lx, B, C) search features,
     memory (Lz + Lx, B, C) [template; search] features, positions of the same shapes, mask (B, Lz + Lx).
-    Returns (Lx, B, C): ``x = LN1(q + MHA(q, k, v)); LN2(x + FFN(x))`` with ``q = query + query_pos``.
+    Returns (Lx, B, C): ``x = LN1(q + MHA(q, k, v)); LN2(x + FFN(x))`` with ``q = query + query_pos`` (the
+    position stays in the residual stream, unlike the DETR encoder).
     """
 
     def __init__(self, d_model=128, nhead=8, dim_feedforward=1024, dropout=0.1):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        super().__init__(d_model, nhead, dim_feedforward, dropout)
 
     def forward(self, query, query_pos, memory, memory_pos, key_padding_mask):
         q = query + query_pos
