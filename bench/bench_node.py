@@ -67,19 +67,21 @@ def main(argv=None):
     parser.add_argument('--seconds', type=float, default=60.0)
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--size', default='640x480')
+    parser.add_argument('--threads', type=int, default=0, help='node num_threads (0 = cores - 1)')
     parser.add_argument('--in-process', action='store_true',
                         help='run the node in this process (shares the interpreter lock with player and collector)')
     args = parser.parse_args(argv)
     from rclpy.parameter import Parameter
     size = tuple(int(v) for v in args.size.split('x'))
     frames = camera_frames(size)
-    threads = inference_threads(0)
+    threads = inference_threads(args.threads)
     alone = tracker_alone_ms(frames, args, threads)
     total = int(args.seconds * args.rate)
     stream = itertools.islice(itertools.chain([frames[0]], itertools.cycle(frames[1:])), total)
     run = run_pipeline(stream, INIT_BOX_640x480, args.rate, [
         Parameter('variant', value=args.variant), Parameter('backend', value=args.backend),
-        Parameter('precision', value=args.precision), Parameter('device', value='cpu')],
+        Parameter('precision', value=args.precision), Parameter('device', value='cpu'),
+        Parameter('num_threads', value=threads)],
         node_process=not args.in_process)
     lat = np.array(latencies_ms(run))
     if lat.size == 0:

@@ -115,7 +115,7 @@ class PipelineRun:
     init_message: str
 
 
-def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node_process=False):
+def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node_process=False, namespace=None):
     """Play ``frames`` through a ``stark_tracker`` node over DDS, initialised on frame 0 by stamp.
 
     Args:
@@ -127,6 +127,8 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
         node_process: run the node in its own process (as on a robot) instead of in this one. The player and
             the collector share this process's interpreter lock; at camera rates a fast tracker (Lightning) in
             the same process is starved by them. ``node_stats`` then holds only what can be seen from outside.
+        namespace: ROS namespace of every node of the run (default ``/stark_demo_<pid>``), so that two runs, or a
+            robot's own ``image`` topic, never mix with this one.
     Returns:
         :class:`PipelineRun`.
     Raises:
@@ -141,19 +143,21 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
     from stark_ros.ros.player import VideoPlayer, play
     from stark_ros.ros.tracker_node import TrackerNode, xywh_to_bbox
 
+    namespace = namespace or '/stark_demo_%d' % os.getpid()
     context = rclpy.Context()
     rclpy.init(context=context)
     nodes, executor, process = [], None, None
     try:
         if node_process:
-            process = _start_node_process(node_parameters)
+            process = _NodeProcess(node_parameters, namespace)
             tracker_node = None
         else:
-            tracker_node = TrackerNode(context=context, parameter_overrides=list(node_parameters))
+            tracker_node = TrackerNode(context=context, namespace=namespace,
+                                       parameter_overrides=list(node_parameters))
             nodes.append(tracker_node)
-        player = VideoPlayer(context=context)
+        player = VideoPlayer(context=context, namespace=namespace)
         nodes.append(player)
-        collector_node = rclpy.create_node('stark_demo_collector', context=context)
+        collector_node = rclpy.create_node('stark_demo_collector', context=context, namespace=namespace)
         nodes.append(collector_node)
         collector = DetectionCollector(collector_node)
         init_client = collector_node.create_client(InitTarget, 'stark_tracker/init_target')
@@ -220,11 +224,11 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
 class _NodeProcess:
     """``python -m stark_ros.ros.tracker_node`` in a child process, its log in a temporary file."""
 
-    def __init__(self, parameters):
+    def __init__(self, parameters, namespace):
         import subprocess
         import tempfile
         self.log = tempfile.TemporaryFile(mode='w+')
-        args = [sys.executable, '-m', 'stark_ros.ros.tracker_node', '--ros-args']
+        args = [sys.executable, '-m', 'stark_ros.ros.tracker_node', '--ros-args', '-r', '__ns:=' + namespace]
         for p in parameters:
             args += ['-p', '%s:=%s' % (p.name, p.value if p.value != '' else '""')]
         self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
@@ -242,9 +246,6 @@ class _NodeProcess:
             self.popen.kill()
         self.log.close()
 
-
-def _start_node_process(parameters):
-    return _NodeProcess(parameters)
 
 
 def latencies_ms(run):

@@ -24,6 +24,9 @@ def _summary(stdout):
         if line.startswith('frames '):
             key, _, rest = line.partition(':')
             values[key] = int(rest.split()[0])
+            if key == 'frames dropped':   # "N (A skipped while the tracker was busy, B lost before delivery)"
+                words = rest.replace('(', ' ').split()
+                values['skipped'], values['lost'] = int(words[1]), int(words[words.index('lost') - 1])
     return values
 
 
@@ -34,7 +37,10 @@ def test_demo_tracks_the_bundled_video_over_dds(demo_run):
     numbers = _summary(run.stdout)
     assert numbers['frames played'] == 40
     assert numbers['frames processed'] >= 1
-    assert numbers['frames processed'] + numbers['frames dropped'] == numbers['frames played'] - 1
+    # The node's own counters (frames it skipped while busy, frames lost before delivery) account for every
+    # played frame that got no detection; only trailing losses are invisible to its gap count.
+    accounted = numbers['frames processed'] + numbers['skipped'] + numbers['lost']
+    assert numbers['frames played'] - 1 - 3 <= accounted <= numbers['frames played'] - 1, numbers
     assert 'latency image stamp -> detection: mean' in run.stdout
     with open(out / 'detections.csv') as f:
         rows = list(csv.DictReader(f))
