@@ -32,11 +32,23 @@ class VideoPlayer(Node):
         self.frame_id = frame_id
         self.publisher = self.create_publisher(Image, 'image', qos_profile_sensor_data)
 
-    def publish_frame(self, rgb):
-        """Publish one (H, W, 3) uint8 RGB frame stamped now; returns the stamp (``builtin_interfaces/Time``)."""
+    def publish_frame(self, frame):
+        """Publish one frame stamped now; returns the stamp (``builtin_interfaces/Time``).
+
+        ``frame`` is an (H, W, 3) uint8 RGB array (encoded here), or a ready ``sensor_msgs/Image`` (from
+        :meth:`encode`), which is only re-stamped, as a camera driver would hand it over.
+        """
         stamp = self.get_clock().now().to_msg()
-        self.publisher.publish(rgb_to_image_msg(rgb, self.encoding, stamp=stamp, frame_id=self.frame_id))
+        if isinstance(frame, Image):
+            frame.header.stamp = stamp
+            self.publisher.publish(frame)
+        else:
+            self.publisher.publish(rgb_to_image_msg(frame, self.encoding, stamp=stamp, frame_id=self.frame_id))
         return stamp
+
+    def encode(self, rgb):
+        """(H, W, 3) uint8 RGB -> ``sensor_msgs/Image`` in this player's encoding and frame id (stamp unset)."""
+        return rgb_to_image_msg(rgb, self.encoding, frame_id=self.frame_id)
 
 
 def play(player, frames, rate_hz, on_frame=None):
