@@ -262,8 +262,11 @@ def run(args, out=sys.stdout):
 
     from stark_ros.io import bundled_video, open_frames, parse_box
 
+    if args.video is not None and args.init_box is None:
+        raise ValueError('--init-box x,y,w,h is required with --video (the default box fits only %s)'
+                         % DEFAULT_VIDEO)
     video = args.video or bundled_video(DEFAULT_VIDEO)
-    init_box = parse_box(args.init_box or (DEFAULT_INIT_BOX if args.video is None else ''))
+    init_box = parse_box(args.init_box or DEFAULT_INIT_BOX)
     source = open_frames(video)
     rate = args.rate or source.fps or 30.0
     os.makedirs(args.output_dir, exist_ok=True)
@@ -351,7 +354,7 @@ def main(argv=None):
     from stark_ros.errors import StarkError
     try:
         summary = run(args)
-    except (StarkError, ValueError, FileNotFoundError) as error:
+    except (StarkError, ValueError, OSError) as error:     # OSError: unreadable video, unwritable output
         print('stark_ros.demo: error: %s' % error, file=sys.stderr)
         return 2
     return 0 if summary['processed'] > 0 else 1

@@ -11,6 +11,7 @@ line to stderr and exit with status 2.
 """
 import argparse
 import contextlib
+import itertools
 import sys
 
 from .errors import StarkError
@@ -52,29 +53,29 @@ def run(args, stdout=sys.stdout, stderr=sys.stderr):
         print(SYNTHETIC_WARNING, file=stderr)
     tracker = StarkTracker.from_checkpoint(args.checkpoint, args.variant, args.device, params,
                                            backend=args.backend, precision=args.precision)
+    frames = iter(source) if args.max_frames is None else itertools.islice(source, args.max_frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError('no frame could be read from %s' % args.input)
+    tracker.initialize(first, box)          # a bad box is rejected before any output file is created
     total = source.count if args.max_frames is None else min(args.max_frames, source.count or args.max_frames)
-    boxes, scores = [], []
+    boxes = [tuple(box)]
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(args.output, 'w')) if args.output else stdout
         score_out = stack.enter_context(open(args.scores, 'w')) if args.scores else None
         progress = stack.enter_context(tqdm(total=total, unit='frame', file=stderr, disable=args.quiet))
-        for index, frame in enumerate(source):
-            if args.max_frames is not None and index >= args.max_frames:
-                break
-            if index == 0:
-                tracker.initialize(frame, box)
-                result_box, score = tuple(box), 1.0
-            else:
-                result = tracker.track(frame)
-                result_box, score = result.box, result.score
+
+        def write(result_box, score):
             out.write('%s\n' % ','.join(repr(float(v)) for v in result_box))
             if score_out is not None:
                 score_out.write('%s\n' % ('nan' if score is None else repr(float(score))))
-            boxes.append(result_box)
-            scores.append(score)
             progress.update(1)
-    if not boxes:
-        raise ValueError('no frame could be read from %s' % args.input)
+
+        write(boxes[0], 1.0)
+        for frame in frames:
+            result = tracker.track(frame)
+            boxes.append(result.box)
+            write(result.box, result.score)
     return boxes
 
 
@@ -84,7 +85,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         run(args)
-    except (StarkError, ValueError, FileNotFoundError) as error:
+    except (StarkError, ValueError, OSError) as error:     # OSError: unreadable input, unwritable output
         print('stark_ros.track: error: %s' % error, file=sys.stderr)
         return 2
     return 0

@@ -73,6 +73,9 @@ def test_demo_rejects_bad_input(tmp_path):
                           '--init-box', '1,2,3,4', '--output-dir', str(tmp_path)],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and 'input not found' in run.stderr and 'Traceback' not in run.stderr
+    run = subprocess.run([sys.executable, '-m', 'stark_ros.demo', '--video', str(tmp_path / 'clip.mp4'),
+                          '--output-dir', str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and '--init-box x,y,w,h is required' in run.stderr, run.stderr
     run = subprocess.run([sys.executable, '-m', 'stark_ros.demo', '--init-box', '5000,5000,10,10',
                           '--max-frames', '3', '--output-dir', str(tmp_path)],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)

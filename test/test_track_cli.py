@@ -67,13 +67,17 @@ def test_cli_without_score_head_writes_nan(tmp_path):
     (['--init-box', '10,10,0,20'], 'empty'),
     (['--init-box', '10,10,20,20', '--checkpoint', '/nonexistent.pth'], 'checkpoint file not found'),
     (['--init-box', '10,10,20,20', '--variant', 'st18'], 'unknown STARK variant'),
+    (['--init-box', '10,10,20,20', '--output', '/nonexistent/dir/results.txt'], 'No such file'),
 ])
-def test_cli_user_errors(oracle_folder, args, message):
+def test_cli_user_errors(oracle_folder, tmp_path, args, message):
     if '--input' not in args:
         args = ['--input', oracle_folder] + args
+    if '--output' not in args:
+        args = args + ['--output', tmp_path / 'results.txt']
     run = _cli(*args, '--quiet')
     assert run.returncode == 2
     assert message in run.stderr and 'Traceback' not in run.stderr
+    assert not (tmp_path / 'results.txt').exists()      # a rejected run leaves no half-written results
 
 
 def test_folder_order_and_errors(tmp_path):
