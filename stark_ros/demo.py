@@ -88,10 +88,6 @@ def _wait(predicate, timeout):
     return True
 
 
-def _stamp_ns(stamp):
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
 @dataclass
 class PipelineRun:
     """What :func:`run_pipeline` observed.
@@ -141,7 +137,7 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
     from stark_ros_msgs.srv import InitTarget
 
     from stark_ros.ros.player import VideoPlayer, play
-    from stark_ros.ros.tracker_node import TrackerNode, xywh_to_bbox
+    from stark_ros.ros.tracker_node import TrackerNode, stamp_to_ns, xywh_to_bbox
 
     namespace = namespace or '/stark_demo_%d' % os.getpid()
     context = rclpy.Context()
@@ -190,10 +186,10 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
         if on_frame is not None:
             on_frame(0, first, stamp0)
 
-        frame_of_stamp = {_stamp_ns(stamp0): 0}
+        frame_of_stamp = {stamp_to_ns(stamp0): 0}
 
         def published(index, rgb, stamp):
-            frame_of_stamp[_stamp_ns(stamp)] = index + 1
+            frame_of_stamp[stamp_to_ns(stamp)] = index + 1
             if on_frame is not None:
                 on_frame(index + 1, rgb, stamp)
 
@@ -250,7 +246,8 @@ class _NodeProcess:
 
 def latencies_ms(run):
     """Latency of every detection of a :class:`PipelineRun`, image stamp to receipt, ms, in arrival order."""
-    return [(receipt_ns - _stamp_ns(det.header.stamp)) / 1e6 for receipt_ns, det in run.detections]
+    from stark_ros.ros.tracker_node import stamp_to_ns
+    return [(receipt_ns - stamp_to_ns(det.header.stamp)) / 1e6 for receipt_ns, det in run.detections]
 
 
 def run(args, out=sys.stdout):
@@ -280,13 +277,12 @@ def run(args, out=sys.stdout):
     played, play_seconds, stats = result.played, result.play_seconds, result.node_stats
     detections, frame_of_stamp, synthetic = result.detections, result.frame_of_stamp, result.synthetic
 
+    from stark_ros.ros.tracker_node import bbox_to_xywh, stamp_to_ns
     rows = []
     for receipt_ns, det in detections:
-        stamp_ns = _stamp_ns(det.header.stamp)
-        w, h = det.bbox.size_x, det.bbox.size_y
-        rows.append((frame_of_stamp.get(stamp_ns, -1), stamp_ns, det.bbox.center.position.x - w / 2,
-                     det.bbox.center.position.y - h / 2, w, h, det.results[0].hypothesis.score,
-                     (receipt_ns - stamp_ns) / 1e6))
+        stamp_ns = stamp_to_ns(det.header.stamp)
+        rows.append((frame_of_stamp.get(stamp_ns, -1), stamp_ns) + tuple(bbox_to_xywh(det.bbox))
+                    + (det.results[0].hypothesis.score, (receipt_ns - stamp_ns) / 1e6))
     rows.sort()
     csv_path = os.path.join(args.output_dir, 'detections.csv')
     with open(csv_path, 'w', newline='') as f:
