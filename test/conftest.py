@@ -174,6 +174,20 @@ class TrackerHarness:
     def publish(self, msg):
         self.image_pub.publish(msg)
 
+    def publish_until(self, msg, predicate, timeout=15.0, resend_every=1.0):
+        """Publish ``msg`` and re-send it every ``resend_every`` s until ``predicate()`` holds.
+
+        The node's image subscription is best effort with depth 1 (sensor-data QoS), so under load a
+        single sample may be overwritten or lost before the node's executor takes it; that is the
+        contract, not a fault. Returns the predicate's last value (falsy after ``timeout`` seconds).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.publish(msg)
+            value = wait_for(predicate, min(resend_every, max(0.0, deadline - time.monotonic())))
+            if value or time.monotonic() >= deadline:
+                return value
+
     def next_detection(self, timeout=20.0):
         """The next Detection2D, or None after ``timeout`` seconds."""
         import queue
