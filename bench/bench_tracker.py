@@ -8,7 +8,8 @@ Usage (from the repository root)::
     python bench/bench_tracker.py --frames 30 --warmup 5 --threads 2 --json results.json
 
 Backends are ``name[:precision][+compile]``: torch, torch-fast:fp32, torch-fast:bf16, openvino:fp32,
-openvino:bf16, onnxruntime, and e.g. torch-fast:bf16+compile (``torch.compile`` with inductor freezing).
+openvino:bf16, onnxruntime, and e.g. torch-fast:bf16+compile (``torch.compile`` with inductor freezing) or
+torch-fast:fp32+noonednn (the stock PyTorch kernels instead of the oneDNN ones, ``stark_ros/backends/onednn.py``).
 Weights are the deterministic synthetic ones (seed 0; the speed does not depend on the values).
 
 What is measured, per variant (all backends of a variant live in one process):
@@ -74,11 +75,23 @@ def default_backends():
     return specs
 
 
+#: ``+flag`` suffixes of a backend spec and the engine options they set.
+SPEC_FLAGS = {'compile': ('compile', True), 'noonednn': ('onednn', False)}
+
+
 def parse_spec(spec):
-    """'torch-fast:bf16+compile' -> ('torch-fast', 'bf16', {'compile': True})."""
+    """'torch-fast:bf16+compile' -> ('torch-fast', 'bf16', {'compile': True}); '+noonednn' -> onednn=False.
+
+    Raises:
+        ValueError: an unknown ``+flag``.
+    """
+    spec, *flags = spec.split('+')
     options = {}
-    if spec.endswith('+compile'):
-        spec, options['compile'] = spec[:-len('+compile')], True
+    for flag in flags:
+        if flag not in SPEC_FLAGS:
+            raise ValueError('unknown backend flag +%s (known: %s)' % (flag, ', '.join(sorted(SPEC_FLAGS))))
+        key, value = SPEC_FLAGS[flag]
+        options[key] = value
     name, _, precision = spec.partition(':')
     return name, (precision or 'fp32'), options
 

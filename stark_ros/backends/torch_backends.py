@@ -10,6 +10,10 @@
     * every batch norm folded into the convolution before it (:mod:`.folding`; Lightning's RepVGG branches too),
     * the convolutional parts (backbone body, bottleneck, corner-head towers) in channels-last memory format,
     * ``torch.inference_mode``,
+    * in fp32 on a CPU, oneDNN kernels (:mod:`.onednn`) for the matrix products of the transformer and score head
+      (PyTorch's own ``nn.Linear`` calls MKL, which runs AMD CPUs at half speed) and for the convolutions, with
+      ReLU and the residual additions fused and weights re-laid out once; the decoder's cross-attention of its
+      single query skips the key/value projections of the 528-token memory (same value, reassociated),
     * precision 'bf16' (CPU with native bf16: avx512_bf16 or AMX) or 'fp16' (CUDA): the convolutional parts hold
       their weights in bf16/fp16 and run in it; the transformer and score head run under ``torch.autocast`` with
       bf16/fp16 copies of their linear weights, while the residual stream, the LayerNorms, the position encodings,
@@ -34,6 +38,7 @@ from torch import nn
 from ..model.lightning import StarkLightning
 from .common import Engine, resolve_precision
 from .folding import fold_batchnorms
+from .onednn import onednn_linear_available, use_onednn_convolutions, use_onednn_products
 
 #: Parts that run in the reduced precision (bf16/fp16) by default; the others stay fp32.
 REDUCED_PARTS = ('backbone', 'transformer', 'box_head')
@@ -129,18 +134,21 @@ class TorchFastEngine(Engine):
         compile: wrap the backbone and the head in ``torch.compile`` (default False).
         reduced_parts: with bf16/fp16, the parts that use it (default all: 'backbone', 'transformer', 'box_head');
             the others stay fp32. A reduced transformer implies a reduced box head (both run under autocast).
+        onednn: in fp32 on a CPU, run the transformer's and score head's matrix products through oneDNN
+            (:mod:`.onednn`; default True, used only where :func:`.onednn.onednn_linear_available`).
     """
 
     backend = 'torch-fast'
 
     def __init__(self, network, device=None, precision=None, template_size=128, channels_last=True, compile=False,
-                 reduced_parts=REDUCED_PARTS):
+                 reduced_parts=REDUCED_PARTS, onednn=True):
         device = torch.device(device) if device is not None else _network_device(network)
         precision = resolve_precision(precision, device)
         super().__init__(network, device, precision, template_size)
         self.dtype = _DTYPES[precision]
         self.channels_last = channels_last
         self.compiled = bool(compile)
+        self.onednn_products = bool(onednn) and self.dtype == torch.float32 and onednn_linear_available(device)
         unknown = set(reduced_parts) - set(REDUCED_PARTS)
         if unknown:
             raise ValueError('unknown parts %s (known: %s)' % (sorted(unknown), ', '.join(REDUCED_PARTS)))
@@ -159,6 +167,10 @@ class TorchFastEngine(Engine):
             self._head = torch.compile(self._head, dynamic=False, options=options)
 
     def _convert(self, net):
+        if self.onednn_products:
+            use_onednn_convolutions(net.backbone)
+            use_onednn_convolutions(net.bottleneck)
+            use_onednn_convolutions(net.box_head)
         cl = self.channels_last
         dtypes = {part: self.dtype if part in self.reduced_parts else torch.float32 for part in REDUCED_PARTS}
         dtype = dtypes['backbone']
@@ -180,11 +192,15 @@ class TorchFastEngine(Engine):
             _linear_weights_to(net.transformer, self.dtype)
             if getattr(net, 'has_score_head', False):
                 _linear_weights_to(net.cls_head, self.dtype)
+        elif self.onednn_products:
+            use_onednn_products(net.transformer)
+            if getattr(net, 'has_score_head', False):
+                use_onednn_products(net.cls_head)
 
     def describe(self):
         out = super().describe()
         out.update(channels_last=self.channels_last, compiled=self.compiled, folded_batchnorms=self.folded,
-                   reduced_parts=','.join(self.reduced_parts))
+                   reduced_parts=','.join(self.reduced_parts), onednn_products=self.onednn_products)
         return out
 
     def _autocast(self):

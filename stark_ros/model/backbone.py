@@ -79,6 +79,7 @@ class ResNetBody(nn.Module):
             raise ValueError('unsupported ResNet depth %r (supported: %s)' % (depth, sorted(RESNET_BLOCKS)))
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = FrozenBatchNorm2d(64)
+        self.relu = nn.ReLU()  # a module (no parameters) so an engine can fuse it into conv1
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_channels = 64
         for index, (blocks, width, stride) in enumerate(zip(RESNET_BLOCKS[depth], (64, 128, 256), (1, 2, 2))):
@@ -86,7 +87,7 @@ class ResNetBody(nn.Module):
             self.add_module('layer%d' % (index + 1), layer)
 
     def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer3(self.layer2(self.layer1(x)))
 
 

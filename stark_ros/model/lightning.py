@@ -168,7 +168,7 @@ class LiteEncoderLayer(EncoderLayer):
         attn = self.self_attn(q, memory + memory_pos, value=memory, key_padding_mask=key_padding_mask,
                               need_weights=False)[0]
         x = self.norm1(q + self.dropout1(attn))
-        return self.norm2(x + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(x))))))
+        return self.norm2(x + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x))))))
 
 
 class LiteTransformer(nn.Module):

@@ -12,7 +12,6 @@ import copy
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 
 class EncoderLayer(nn.Module):
@@ -24,6 +23,7 @@ class EncoderLayer(nn.Module):
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.activation = nn.ReLU()  # a module (no parameters) so an engine can fuse it into linear1
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.dropout1 = nn.Dropout(dropout)
@@ -33,7 +33,7 @@ class EncoderLayer(nn.Module):
         q = k = src + pos
         src = self.norm1(src + self.dropout1(
             self.self_attn(q, k, value=src, key_padding_mask=key_padding_mask, need_weights=False)[0]))
-        return self.norm2(src + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(src))))))
+        return self.norm2(src + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(src))))))
 
 
 class DecoderLayer(nn.Module):
@@ -46,6 +46,7 @@ class DecoderLayer(nn.Module):
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.activation = nn.ReLU()
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
@@ -59,7 +60,7 @@ class DecoderLayer(nn.Module):
         tgt = self.norm2(tgt + self.dropout2(self.multihead_attn(
             query=tgt + query_pos, key=memory + pos, value=memory,
             key_padding_mask=memory_key_padding_mask, need_weights=False)[0]))
-        return self.norm3(tgt + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(tgt))))))
+        return self.norm3(tgt + self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(tgt))))))
 
 
 class Encoder(nn.Module):
