@@ -60,6 +60,17 @@ def tracker_alone_ms(frames, args, threads, n=60):
     return np.array(times)
 
 
+def _timing_from_log(text):
+    """The node's own latency breakdown from the totals line it logs at shutdown ({} if absent)."""
+    import re
+    found = re.findall(r'last (\d+) tracked frames, p50/p95 ms: delivery ([\d.]+)/([\d.]+), wait ([\d.]+)/([\d.]+), '
+                       r'work ([\d.]+)/([\d.]+)', text or '')
+    if not found:
+        return {}
+    values = [float(v) for v in found[-1]]
+    return {'frames': int(values[0]), 'delivery': values[1:3], 'wait': values[3:5], 'work': values[5:7]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--variant', default='st50')
@@ -101,6 +112,11 @@ def main(argv=None):
     print('tracker alone   track(): median %6.1f ms  p95 %6.1f ms' % (np.median(alone), np.percentile(alone, 95)))
     print('node end-to-end latency: median %6.1f ms  p95 %6.1f ms  mean %6.1f ms'
           % (np.median(lat), np.percentile(lat, 95), lat.mean()))
+    timing = stats.get('timing') or _timing_from_log(run.node_log)
+    if timing:
+        print('inside the node (last %d tracked frames), p50 / p95 ms: delivery (stamp -> callback) %.1f / %.1f, '
+              'wait for the worker %.1f / %.1f, work (convert + track + publish) %.1f / %.1f'
+              % ((timing['frames'],) + tuple(timing['delivery']) + tuple(timing['wait']) + tuple(timing['work'])))
     excess = np.percentile(lat, 95) - np.percentile(alone, 95)
     print('%s  node p95 <= tracker p95 + 15 ms: +%.1f ms' % ('PASS' if excess <= 15 else 'FAIL', excess))
     first, last = np.percentile(lat[:third], 95), np.percentile(lat[-third:], 95)

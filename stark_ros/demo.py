@@ -100,6 +100,7 @@ class PipelineRun:
         node_stats: the tracker node's counters (:meth:`TrackerNode.stats`) at the end.
         synthetic: the node ran synthetic weights.
         init_message: the node's answer to ``~/init_target``.
+        node_log: the node process's log (``node_process=True``; '' otherwise).
     """
 
     played: int
@@ -109,6 +110,7 @@ class PipelineRun:
     node_stats: dict
     synthetic: bool
     init_message: str
+    node_log: str = ''
 
 
 def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node_process=False, namespace=None):
@@ -133,7 +135,7 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
     """
     _hermetic_dds()
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from stark_ros_msgs.srv import InitTarget
 
     from stark_ros.ros.player import VideoPlayer, play
@@ -157,7 +159,9 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
         nodes.append(collector_node)
         collector = DetectionCollector(collector_node)
         init_client = collector_node.create_client(InitTarget, 'stark_tracker/init_target')
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
+        # one executor thread: its callbacks are trivial, and rclpy's MultiThreadedExecutor would compete for the
+        # interpreter lock (and, with an in-process node, with the inference thread; see tracker_node.main)
+        executor = SingleThreadedExecutor(context=context)
         for node in nodes:
             executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
@@ -206,7 +210,8 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
             _wait(lambda: len(collector.snapshot()) >= tracker_node.stats()['processed'], 5.0)
             detections, stats = collector.snapshot(), tracker_node.stats()
             synthetic = tracker_node.tracker.synthetic_weights
-        return PipelineRun(played, play_seconds, detections, frame_of_stamp, stats, synthetic, response.message)
+            stats['timing'] = tracker_node.timing()
+        run = PipelineRun(played, play_seconds, detections, frame_of_stamp, stats, synthetic, response.message)
     finally:
         if executor is not None:
             executor.shutdown()
@@ -214,7 +219,10 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
             node.destroy_node()
         rclpy.try_shutdown(context=context)
         if process is not None:
-            process.stop()
+            log = process.stop()
+    if process is not None:
+        run.node_log = log
+    return run
 
 
 class _NodeProcess:
@@ -234,13 +242,17 @@ class _NodeProcess:
         return self.log.read()
 
     def stop(self):
+        """Interrupt the node (it logs its totals), wait for it, and return its whole log."""
         import signal
         self.popen.send_signal(signal.SIGINT)
         try:
             self.popen.wait(timeout=20)
         except Exception:  # noqa: BLE001
             self.popen.kill()
+            self.popen.wait()
+        text = self.log_text()
         self.log.close()
+        return text
 
 
 

@@ -62,19 +62,26 @@ def ros_namespace():
 
 
 class RosRunner:
-    """An rclpy context with a MultiThreadedExecutor spinning in a background thread.
+    """An rclpy context with an executor spinning in a background thread.
 
     Nodes added with :meth:`add` are spun until :meth:`shutdown`. Real rclpy, real DDS.
+
+    Args:
+        num_threads: 1 = a SingleThreadedExecutor (what ``tracker_node`` itself uses), more = a
+            MultiThreadedExecutor with that many threads (what a user composing nodes might use).
     """
 
-    def __init__(self, num_threads=4):
+    def __init__(self, num_threads=1):
         import rclpy
         from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=self.context)
+        if num_threads == 1:
+            self.executor = SingleThreadedExecutor(context=self.context)
+        else:
+            self.executor = MultiThreadedExecutor(num_threads=num_threads, context=self.context)
         self.nodes = []
         self._thread = threading.Thread(target=self._spin, name='ros-test-executor', daemon=True)
         self._thread.start()

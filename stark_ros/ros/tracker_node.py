@@ -29,8 +29,10 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
 Threads: the image callback (own callback group) only validates the message cheaply and stores it in a
 ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``initialize``/``track`` and
 always takes the **newest** image not yet processed, so images that arrive while it is busy are dropped
-(counted in :meth:`TrackerNode.stats`), never queued. Services run in a second callback group; run the
-node with a :class:`rclpy.executors.MultiThreadedExecutor` (``main`` does).
+(counted in :meth:`TrackerNode.stats`), never queued. Services run in a second callback group and never
+block the executor: ``~/init_target`` is a coroutine that awaits the worker's result while images keep
+arriving. Any rclpy executor works; ``main`` uses a :class:`rclpy.executors.SingleThreadedExecutor`
+(see there why). :meth:`TrackerNode.timing` splits the latency into delivery, wait and work.
 
 Parameters: see :data:`PARAMETERS` (or ``config/tracker.yaml``). ``checkpoint``, ``variant``, ``device``
 and ``search_size`` are read-only (restart the node to change them); changes of the other tracker
@@ -45,13 +47,15 @@ import sys
 import threading
 import time
 
+import numpy as np
 import rclpy
 import torch
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from stark_ros_msgs.srv import InitTarget
@@ -74,6 +78,8 @@ INIT_TIMEOUT_SEC = 15.0
 
 #: Period of the INFO summary of frame counters, seconds.
 STATS_PERIOD_SEC = 30.0
+#: Tracked frames kept for :meth:`TrackerNode.timing`.
+TIMING_WINDOW = 300
 
 _TRACKER_PARAMS = ('template_factor', 'template_size', 'search_factor', 'search_size',
                    'update_interval', 'score_threshold')
@@ -181,24 +187,35 @@ def xywh_to_bbox(box, bbox):
 
 
 class _Frame:
-    """One buffered image: arrival sequence number, stamp (ns) and the message itself."""
+    """One buffered image: arrival sequence number, stamp (ns), arrival time (ns, node clock) and the message."""
 
-    __slots__ = ('seq', 'stamp_ns', 'msg')
+    __slots__ = ('seq', 'stamp_ns', 'received_ns', 'msg')
 
-    def __init__(self, seq, stamp_ns, msg):
-        self.seq, self.stamp_ns, self.msg = seq, stamp_ns, msg
+    def __init__(self, seq, stamp_ns, msg, received_ns=0):
+        self.seq, self.stamp_ns, self.msg, self.received_ns = seq, stamp_ns, msg, received_ns
 
 
 class _InitJob:
     """An ``~/init_target`` request handed from the service callback to the worker."""
 
-    def __init__(self, frame, box_xywh, target_id):
+    def __init__(self, frame, box_xywh, target_id, future=None):
         self.frame, self.box_xywh, self.target_id = frame, box_xywh, target_id
         self.done = threading.Event()
+        self.future = future            # rclpy Future the service coroutine awaits (None: only ``done``)
         self.started = False
         self.cancelled = False
         self.success = False
         self.message = ''
+
+    def finish(self, message=None):
+        """Mark the job done (any thread), optionally with ``message``; wakes the waiting service call."""
+        if message is not None:
+            self.message = message
+        if self.done.is_set():
+            return
+        self.done.set()
+        if self.future is not None and not self.future.done():
+            self.future.set_result(self.success)
 
 
 class TrackerNode(Node):
@@ -237,6 +254,7 @@ class TrackerNode(Node):
         self._stop = False
         self._busy = False              # worker inside initialize/track
         self._counts = collections.Counter()
+        self._timings = collections.deque(maxlen=TIMING_WINDOW)   # per tracked frame, see timing()
         self._publisher_seq = {}        # publisher gid -> last publication sequence number seen
         self._last_summary = collections.Counter()
 
@@ -364,7 +382,8 @@ class TrackerNode(Node):
                                          err), throttle_duration_sec=5.0)
             return
         with self._cond:
-            self._frames.append(_Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg))
+            self._frames.append(_Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg,
+                                       self.get_clock().now().nanoseconds))
             self._next_seq += 1
             self._counts['received'] += 1
             if self._target_id is not None:
@@ -401,7 +420,8 @@ class TrackerNode(Node):
                                                       format_stamp_ns(min(stamps)), format_stamp_ns(max(stamps)),
                                                       self._frames.maxlen))
 
-    def _on_init_target(self, request, response):
+    async def _on_init_target(self, request, response):
+        """``~/init_target``: validate, hand the job to the worker and await it without blocking the executor."""
         response.success = False
         box = request.box
         numbers = (box.center.position.x, box.center.position.y, box.size_x, box.size_y, box.center.theta)
@@ -427,29 +447,37 @@ class TrackerNode(Node):
                                 % (x, y, w, h, width, height))
             return self._init_failed(response)
 
-        job = _InitJob(frame, (x, y, w, h), request.id or DEFAULT_TARGET_ID)
+        future = Future(executor=self.executor)
+        # a done callback makes set_result (from the worker thread) schedule a task, which wakes the executor
+        future.add_done_callback(lambda _future: None)
+        job = _InitJob(frame, (x, y, w, h), request.id or DEFAULT_TARGET_ID, future)
+        timeout = self.create_timer(INIT_TIMEOUT_SEC, lambda: self._init_timeout(job))
         with self._cond:
             if self._init_job is not None:  # cannot happen with one service group; be safe anyway
                 self._init_job.cancelled = True
-                self._init_job.message = 'superseded by a newer init_target request'
-                self._init_job.done.set()
+                self._init_job.finish('superseded by a newer init_target request')
             self._init_job = job
             self._cond.notify_all()
-        if not job.done.wait(INIT_TIMEOUT_SEC):
-            with self._cond:
-                if not job.started:
-                    job.cancelled = True
-                    if self._init_job is job:
-                        self._init_job = None
-                    job.message = 'tracker busy: initialisation not started within %.0f s' % INIT_TIMEOUT_SEC
-                    job.done.set()
-            job.done.wait()
+        try:
+            await future                # the executor keeps taking images meanwhile
+        finally:
+            self.destroy_timer(timeout)
         response.success = job.success
         response.message = job.message
         if not job.success:
             return self._init_failed(response)
         self.get_logger().info(job.message)
         return response
+
+    def _init_timeout(self, job):
+        """``INIT_TIMEOUT_SEC`` after an init request: give up if the worker has not started it."""
+        with self._cond:
+            if job.started or job.done.is_set():
+                return
+            job.cancelled = True
+            if self._init_job is job:
+                self._init_job = None
+        job.finish('tracker busy: initialisation not started within %.0f s' % INIT_TIMEOUT_SEC)
 
     def _init_failed(self, response):
         self.get_logger().warning('init_target rejected: %s' % response.message)
@@ -465,6 +493,24 @@ class TrackerNode(Node):
         self.get_logger().info(response.message)
         return response
 
+    def timing(self):
+        """Where the latency of the last tracked frames (up to ``TIMING_WINDOW``) went, in milliseconds.
+
+        Returns ``{'frames': n, 'delivery': (p50, p95), 'wait': (p50, p95), 'work': (p50, p95)}`` with
+        ``delivery`` = image stamp -> the node's image callback (camera driver, DDS, executor), ``wait`` =
+        callback -> the worker took the frame (the worker was busy with the previous one), ``work`` =
+        conversion + ``track()`` + publishing. Stamps and arrival use the node's clock (ROS time), so
+        ``delivery`` is meaningful when the camera stamps with the same clock. Empty dict before the first frame.
+        """
+        with self._cond:
+            rows = np.array(self._timings, dtype=np.float64).reshape(-1, 3)
+        if not len(rows):
+            return {}
+        out = {'frames': len(rows)}
+        for column, name in enumerate(('delivery', 'wait', 'work')):
+            out[name] = (float(np.percentile(rows[:, column], 50)), float(np.percentile(rows[:, column], 95)))
+        return out
+
     def _log_summary(self):
         stats = self.stats()
         if stats['received'] == self._last_summary['received']:
@@ -472,10 +518,18 @@ class TrackerNode(Node):
         delta = {k: stats[k] - self._last_summary[k] for k in ('received', 'processed', 'dropped', 'lost',
                                                                 'rejected', 'errors')}
         self._last_summary.update({k: stats[k] for k in delta})
-        self.get_logger().info('last %.0f s: %d images received, %d tracked, %d dropped (tracker busy), '
-                               '%d lost before delivery, %d malformed, %d tracker errors%s'
-                               % ((STATS_PERIOD_SEC,) + tuple(delta.values()) + (
-                                   '' if stats['tracking'] else '; no target set',)))
+        self.get_logger().info(self._summary('last %.0f s' % STATS_PERIOD_SEC, delta, stats['tracking']))
+
+    def _summary(self, period, counts, tracking):
+        timing = self.timing()
+        return ('%s: %d images received, %d tracked, %d dropped (tracker busy), %d lost before delivery, '
+                '%d malformed, %d tracker errors%s%s'
+                % ((period,) + tuple(counts[k] for k in ('received', 'processed', 'dropped', 'lost', 'rejected',
+                                                         'errors'))
+                   + ('' if tracking else '; no target set',
+                      '; last %d tracked frames, p50/p95 ms: delivery %.1f/%.1f, wait %.1f/%.1f, work %.1f/%.1f'
+                      % ((timing['frames'],) + timing['delivery'] + timing['wait'] + timing['work'])
+                      if timing else '')))
 
     # ------------------------------------------------------------------ worker
     def _worker_loop(self):
@@ -504,8 +558,7 @@ class TrackerNode(Node):
                 self.get_logger().error('tracker worker: unexpected %s: %s' % (type(err).__name__, err),
                                         throttle_duration_sec=5.0)
                 if job is not None and not job.done.is_set():
-                    job.message = 'internal error: %s: %s' % (type(err).__name__, err)
-                    job.done.set()
+                    job.finish('internal error: %s: %s' % (type(err).__name__, err))
                 elif job is None:
                     with self._cond:
                         self._counts['errors'] += 1
@@ -528,14 +581,14 @@ class TrackerNode(Node):
             self._tracker.initialize(rgb, job.box_xywh)
         except (InvalidBoxError, InvalidImageError) as err:
             job.message = 'tracker rejected the request: %s' % err
-            job.done.set()
+            job.finish()
             return
         except Exception as err:
             with self._cond:
                 self._target_id = None
                 self._generation += 1
             job.message = 'tracker failed to initialise (%s: %s); no target set' % (type(err).__name__, err)
-            job.done.set()
+            job.finish()
             return
         with self._cond:
             self._target_id = job.target_id
@@ -549,13 +602,15 @@ class TrackerNode(Node):
         job.message = ('tracking target %r from image stamp %s (%d x %d), box x %.1f y %.1f w %.1f h %.1f px%s'
                        % (job.target_id, format_stamp_ns(frame.stamp_ns), frame.msg.width, frame.msg.height,
                           x, y, w, h, '; %d newer image(s) buffered' % newer if newer else ''))
-        job.done.set()
+        job.finish()
 
     def _apply_tracker_params(self, params):
         """Hand changed TrackerParams to the tracker (worker thread, between frames)."""
         self._tracker.params = params
 
     def _run_track(self, frame, generation, target_id):
+        started = time.perf_counter()
+        started_ns = self.get_clock().now().nanoseconds
         try:
             rgb = image_msg_to_rgb(frame.msg)
             result = self._tracker.track(rgb)
@@ -579,19 +634,23 @@ class TrackerNode(Node):
                 return
             self._counts['processed'] += 1
             self._detection_pub.publish(det)
+            self._timings.append(((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
+                                  1000.0 * (time.perf_counter() - started)))
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self):
-        """Stop the worker thread, then destroy the node."""
+        """Stop the worker thread, log the totals, then destroy the node."""
         cond = getattr(self, '_cond', None)
         if cond is not None:
+            if not self._stop:
+                stats = self.stats()
+                self.get_logger().info(self._summary('since start', stats, stats['tracking']))
             with cond:
                 self._stop = True
                 cond.notify_all()
                 job, self._init_job = self._init_job, None
             if job is not None:
-                job.message = 'node shutting down'
-                job.done.set()
+                job.finish('node shutting down')
             worker = getattr(self, '_worker', None)
             if worker is not None and worker is not threading.current_thread():
                 worker.join(timeout=30.0)
@@ -599,7 +658,13 @@ class TrackerNode(Node):
 
 
 def main(args=None):
-    """Console script ``tracker_node``: run :class:`TrackerNode` on a MultiThreadedExecutor until shutdown."""
+    """Console script ``tracker_node``: run :class:`TrackerNode` on a SingleThreadedExecutor until shutdown.
+
+    One executor thread is enough (every callback is short; ``~/init_target`` awaits the worker) and much
+    cheaper than rclpy's MultiThreadedExecutor, whose Python wait-set loop and thread hand-offs competed with
+    the inference thread for the interpreter lock: at 30 Hz with STARK-Lightning, track() calls inside the node
+    stalled for up to seconds (p95 latency 0.45-1.1 s against 0.036 s with one thread; bench/bench_node.py).
+    """
     rclpy.init(args=args)
     try:
         node = TrackerNode()
@@ -607,7 +672,7 @@ def main(args=None):
         rclpy.logging.get_logger(NODE_NAME).fatal('cannot start: %s: %s' % (type(err).__name__, err))
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
