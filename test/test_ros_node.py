@@ -394,7 +394,50 @@ def test_timing_splits_the_latency(setup):
     timing = node.timing()
     assert timing['frames'] >= 1
     delivery, wait, work = timing['delivery'], timing['wait'], timing['work']
-    newest = node._timings[-1]
+    newest = node.timing(last=1)
+    assert newest['frames'] == 1
+    newest = [newest[k][0] for k in ('delivery', 'wait', 'work')]
     assert 0 <= newest[0] < elapsed_ms and 0 <= newest[1] < elapsed_ms and 0 < newest[2] < elapsed_ms, newest
     assert sum(newest) <= elapsed_ms
     assert all(p50 <= p95 for p50, p95 in (delivery, wait, work))
+
+
+def _camera_waits(node, harness, data, policy, frames=30, period=0.05):
+    """Median ms the tracked images of a 20 Hz stream waited for the worker under ``policy``."""
+    from rclpy.parameter import Parameter
+    assert node.set_parameters([Parameter('frame_policy', value=policy)])[0].successful
+    _fresh(node, harness)
+    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
+    assert harness.init(data['init_box']).success
+    _wait_idle(node)
+    processed = node.stats()['processed']
+    start = time.monotonic()
+    for i in range(frames):
+        time.sleep(max(0.0, start + i * period - time.monotonic()))
+        harness.publish(_frame_msg(data, 1 + i % 30))
+    _wait_idle(node)
+    tracked = node.stats()['processed'] - processed
+    assert tracked >= 3, tracked
+    return node.timing(last=tracked)['wait'][0]
+
+
+def test_frame_policy_fresh_tracks_images_that_did_not_wait(setup):
+    # ST50 (~0.25 s) behind a 20 Hz camera: 'newest' takes the image that arrived during the previous
+    # inference (it waited 0-50 ms, median ~25); 'fresh' waits for the next image instead (it waits ~0 ms).
+    node, harness, data = setup
+    try:
+        fresh = _camera_waits(node, harness, data, 'fresh')
+        newest = _camera_waits(node, harness, data, 'newest')
+    finally:
+        from rclpy.parameter import Parameter
+        node.set_parameters([Parameter('frame_policy', value='fresh')])
+    print("median wait ms: fresh %.1f, newest %.1f" % (fresh, newest))
+    assert fresh < 10.0 < newest, (fresh, newest)
+
+
+def test_frame_policy_rejects_unknown_values(setup):
+    from rclpy.parameter import Parameter
+    node, _, _ = setup
+    result = node.set_parameters([Parameter('frame_policy', value='oldest')])[0]
+    assert not result.successful and 'fresh, newest' in result.reason
+    assert node.get_parameter('frame_policy').value == 'fresh'

@@ -27,9 +27,12 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
 * service ``~/reset`` (``std_srvs/srv/Trigger``): drop the target; detections stop until the next init.
 
 Threads: the image callback (own callback group) only validates the message cheaply and stores it in a
-ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``initialize``/``track`` and
-always takes the **newest** image not yet processed, so images that arrive while it is busy are dropped
-(counted in :meth:`TrackerNode.stats`), never queued. Services run in a second callback group and never
+ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``initialize``/``track`` on the
+**newest** image, so images that arrive while it is busy are dropped (counted in :meth:`TrackerNode.stats`),
+never queued. With ``frame_policy`` ``fresh`` (default) a newest image that itself arrived during the previous
+inference is also passed over when the next one is due within 1.5 camera periods: the worker waits for it,
+so each detection describes an image that did not wait (latency = delivery + inference); ``newest`` takes
+it at once (more detections per second, each up to one camera period older). Services run in a second callback group and never
 block the executor: ``~/init_target`` is a coroutine that awaits the worker's result while images keep
 arriving. Any rclpy executor works; ``main`` uses a :class:`rclpy.executors.SingleThreadedExecutor`
 (see there why). :meth:`TrackerNode.timing` splits the latency into delivery, wait and work.
@@ -144,7 +147,15 @@ PARAMETERS = collections.OrderedDict([
     ('frame_buffer_size', (30, dict(
         description='Number of recent images kept for init_target by stamp (memory: this many images).',
         integer_range=_int_range(1, 600)))),
+    ('frame_policy', ('fresh', dict(
+        description='Which image the tracker takes when it becomes free. fresh: if the newest image arrived '
+                    'while the previous one was being tracked, wait for the next image (at most 1.5 camera '
+                    'periods), so every detection is about an image that waited ~0 ms (lowest latency); '
+                    'newest: take the newest image at once (more detections per second when the camera is '
+                    'faster than the tracker, each up to one camera period older).',
+        additional_constraints='one of: fresh, newest'))),
 ])
+FRAME_POLICIES = ('fresh', 'newest')
 
 
 def inference_threads(requested, cpu_count=None):
@@ -187,12 +198,13 @@ def xywh_to_bbox(box, bbox):
 
 
 class _Frame:
-    """One buffered image: arrival sequence number, stamp (ns), arrival time (ns, node clock) and the message."""
+    """One buffered image: arrival sequence number, stamp (ns), arrival time (ns on the node's ROS clock, and
+    monotonic seconds) and the message."""
 
-    __slots__ = ('seq', 'stamp_ns', 'received_ns', 'msg')
+    __slots__ = ('seq', 'stamp_ns', 'received_ns', 'arrived', 'msg')
 
-    def __init__(self, seq, stamp_ns, msg, received_ns=0):
-        self.seq, self.stamp_ns, self.msg, self.received_ns = seq, stamp_ns, msg, received_ns
+    def __init__(self, seq, stamp_ns, msg, received_ns=0, arrived=0.0):
+        self.seq, self.stamp_ns, self.msg, self.received_ns, self.arrived = seq, stamp_ns, msg, received_ns, arrived
 
 
 class _InitJob:
@@ -235,6 +247,10 @@ class TrackerNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         try:
             self._declare_parameters()
+            self._frame_policy = self.get_parameter('frame_policy').value
+            if self._frame_policy not in FRAME_POLICIES:
+                raise ValueError('frame_policy must be one of %s, got %r'
+                                 % (', '.join(FRAME_POLICIES), self._frame_policy))
             self._tracker_params = self._read_tracker_params()
             self._tracker = tracker if tracker is not None else self._build_tracker()
         except Exception:
@@ -253,6 +269,8 @@ class TrackerNode(Node):
         self._params_dirty = False
         self._stop = False
         self._busy = False              # worker inside initialize/track
+        self._idle_since = 0.0          # monotonic time the worker last finished a job
+        self._period = None             # smoothed interval between images, seconds
         self._counts = collections.Counter()
         self._timings = collections.deque(maxlen=TIMING_WINDOW)   # per tracked frame, see timing()
         self._publisher_seq = {}        # publisher gid -> last publication sequence number seen
@@ -317,6 +335,10 @@ class TrackerNode(Node):
         return tracker
 
     def _validate_parameters(self, params):
+        for p in params:
+            if p.name == 'frame_policy' and p.value not in FRAME_POLICIES:
+                return SetParametersResult(successful=False, reason='frame_policy must be one of %s, got %r'
+                                           % (', '.join(FRAME_POLICIES), p.value))
         changed = {p.name: p.value for p in params if p.name in _TRACKER_PARAMS}
         if changed:
             try:
@@ -334,6 +356,8 @@ class TrackerNode(Node):
                     self._class_id = p.value
                 elif p.name == 'frame_buffer_size' and p.value != self._frames.maxlen:
                     self._frames = collections.deque(self._frames, maxlen=p.value)
+                elif p.name == 'frame_policy':
+                    self._frame_policy = p.value
 
     # ------------------------------------------------------------------ public read-only helpers
     @property
@@ -381,9 +405,13 @@ class TrackerNode(Node):
                                       % (format_stamp_ns(stamp_to_ns(msg.header.stamp)), msg.header.frame_id,
                                          err), throttle_duration_sec=5.0)
             return
+        arrived = time.monotonic()
         with self._cond:
+            if self._frames and 0.0 < arrived - self._frames[-1].arrived < 1.0:   # camera period, smoothed
+                interval = arrived - self._frames[-1].arrived
+                self._period = interval if self._period is None else 0.9 * self._period + 0.1 * interval
             self._frames.append(_Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg,
-                                       self.get_clock().now().nanoseconds))
+                                       self.get_clock().now().nanoseconds, arrived))
             self._next_seq += 1
             self._counts['received'] += 1
             if self._target_id is not None:
@@ -493,8 +521,8 @@ class TrackerNode(Node):
         self.get_logger().info(response.message)
         return response
 
-    def timing(self):
-        """Where the latency of the last tracked frames (up to ``TIMING_WINDOW``) went, in milliseconds.
+    def timing(self, last=None):
+        """Where the latency of the last ``last`` tracked frames (default and at most ``TIMING_WINDOW``) went, ms.
 
         Returns ``{'frames': n, 'delivery': (p50, p95), 'wait': (p50, p95), 'work': (p50, p95)}`` with
         ``delivery`` = image stamp -> the node's image callback (camera driver, DDS, executor), ``wait`` =
@@ -504,6 +532,8 @@ class TrackerNode(Node):
         """
         with self._cond:
             rows = np.array(self._timings, dtype=np.float64).reshape(-1, 3)
+        if last is not None:
+            rows = rows[len(rows) - min(len(rows), last):]
         if not len(rows):
             return {}
         out = {'frames': len(rows)}
@@ -535,8 +565,18 @@ class TrackerNode(Node):
     def _worker_loop(self):
         while True:
             with self._cond:
-                while not self._stop and self._init_job is None and not self._has_work():
-                    self._cond.wait()
+                waited_for = None
+                while True:
+                    while not self._stop and self._init_job is None and not self._has_work():
+                        self._cond.wait()
+                    if self._stop or self._init_job is not None or self._frame_policy != 'fresh':
+                        break
+                    newest = self._frames[-1]
+                    if newest.seq == waited_for or newest.arrived >= self._idle_since or self._period is None:
+                        break
+                    # the newest image arrived while the worker was busy: wait for the next one
+                    waited_for = newest.seq
+                    self._cond.wait(max(0.0, newest.arrived + 1.5 * self._period - time.monotonic()))
                 if self._stop:
                     return
                 self._busy = True
@@ -565,6 +605,7 @@ class TrackerNode(Node):
             finally:
                 with self._cond:
                     self._busy = False
+                    self._idle_since = time.monotonic()
 
     def _has_work(self):
         return self._target_id is not None and bool(self._frames) and self._frames[-1].seq > self._last_seq
