@@ -134,7 +134,7 @@ class TorchFastEngine(Engine):
         compile: wrap the backbone and the head in ``torch.compile`` (default False).
         reduced_parts: with bf16/fp16, the parts that use it (default all: 'backbone', 'transformer', 'box_head');
             the others stay fp32. A reduced transformer implies a reduced box head (both run under autocast).
-        onednn: in fp32 on a CPU, run the transformer's and score head's matrix products through oneDNN
+        onednn: on a CPU, run the parts that stay fp32 (all of them with precision 'fp32') on oneDNN kernels
             (:mod:`.onednn`; default True, used only where :func:`.onednn.onednn_linear_available`).
     """
 
@@ -148,12 +148,13 @@ class TorchFastEngine(Engine):
         self.dtype = _DTYPES[precision]
         self.channels_last = channels_last
         self.compiled = bool(compile)
-        self.onednn_products = bool(onednn) and self.dtype == torch.float32 and onednn_linear_available(device)
         unknown = set(reduced_parts) - set(REDUCED_PARTS)
         if unknown:
             raise ValueError('unknown parts %s (known: %s)' % (sorted(unknown), ', '.join(REDUCED_PARTS)))
         self.reduced_parts = tuple(p for p in REDUCED_PARTS if p in reduced_parts) if self.dtype != torch.float32 \
             else ()
+        self.onednn_products = (bool(onednn) and len(self.reduced_parts) < len(REDUCED_PARTS)
+                                and onednn_linear_available(device))
         net = copy.deepcopy(network).to(device).eval().requires_grad_(False)
         self.folded = fold_batchnorms(net)
         self._convert(net)
@@ -167,12 +168,14 @@ class TorchFastEngine(Engine):
             self._head = torch.compile(self._head, dynamic=False, options=options)
 
     def _convert(self, net):
-        if self.onednn_products:
-            use_onednn_convolutions(net.backbone)
-            use_onednn_convolutions(net.bottleneck)
-            use_onednn_convolutions(net.box_head)
         cl = self.channels_last
         dtypes = {part: self.dtype if part in self.reduced_parts else torch.float32 for part in REDUCED_PARTS}
+        if self.onednn_products:        # the parts that stay fp32
+            if dtypes['backbone'] == torch.float32:
+                use_onednn_convolutions(net.backbone)
+                use_onednn_convolutions(net.bottleneck)
+            if dtypes['box_head'] == torch.float32:
+                use_onednn_convolutions(net.box_head)
         dtype = dtypes['backbone']
         if isinstance(net, StarkLightning):
             net.backbone.body = _conv_part(net.backbone.body, dtype, cl)
