@@ -177,3 +177,11 @@ def test_engine_uses_onednn_for_fp32_only(precision, onednn, expected):
     assert engine.describe()['onednn_products'] is expected
     kernels = any(isinstance(m, (OneDnnLinear, OneDnnConv)) for m in engine.network.modules())
     assert kernels is expected
+    if expected:    # every convolution and product of the network was converted, the bottleneck included
+        assert not any(isinstance(m, (nn.Conv2d, nn.Linear, nn.MultiheadAttention))
+                       for m in engine.network.modules())
+
+
+def test_a_bare_convolution_is_refused():
+    with pytest.raises(TypeError, match='parent'):
+        use_onednn_convolutions(nn.Conv2d(3, 3, 1))

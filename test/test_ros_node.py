@@ -441,3 +441,36 @@ def test_frame_policy_rejects_unknown_values(setup):
     result = node.set_parameters([Parameter('frame_policy', value='oldest')])[0]
     assert not result.successful and 'fresh, newest' in result.reason
     assert node.get_parameter('frame_policy').value == 'fresh'
+
+
+def test_init_times_out_when_the_worker_stays_busy(ros_runner, ros_namespace, oracle, monkeypatch):
+    # The timeout is a timer created inside the coroutine service (a known rclpy pitfall): it must fire, and
+    # the call must answer while the worker is still inside a long track().
+    import stark_ros.ros.tracker_node as tracker_node
+    from stark_ros.tracker import StarkTracker
+
+    class SlowTrack(StarkTracker):
+        def track(self, image):
+            time.sleep(3.0)
+            return super().track(image)
+    monkeypatch.setattr(tracker_node, 'INIT_TIMEOUT_SEC', 0.5)
+    data, _ = oracle
+    namespace = ros_namespace + '/busy'
+    node = ros_runner.add(tracker_node.TrackerNode(tracker=SlowTrack.from_checkpoint(None, 'st50', 'cpu'),
+                                                   context=ros_runner.context, namespace=namespace))
+    harness = TrackerHarness(ros_runner, namespace)
+    try:
+        harness.wait_connected()
+        _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
+        assert harness.init(data['init_box']).success
+        assert harness.publish_until(_frame_msg(data, 1), lambda: node.stats()['busy'])
+        started = time.monotonic()
+        response = harness.init(data['init_box'], target_id='second')
+        answered = time.monotonic() - started
+        assert not response.success and 'tracker busy' in response.message, response.message
+        assert answered < 2.5, answered                 # before the 3 s track() ended
+        det = harness.next_detection()                  # the first target is still tracked
+        assert det is not None and det.id == 'target'
+    finally:
+        harness.close()
+        ros_runner.remove(node)

@@ -154,3 +154,18 @@ def test_tracker_core_imports_without_rclpy():
     code = ('import sys, stark_ros.tracker, stark_ros.model, stark_ros.tracker.crop; '
             'assert not any(m.split(".")[0] == "rclpy" for m in sys.modules), "rclpy imported"')
     subprocess.run([sys.executable, '-c', code], check=True, cwd=REPO_ROOT)
+
+
+@pytest.mark.parametrize('backend,precision', [('torch', None), ('torch-fast', 'fp32')])
+def test_warm_up_keeps_the_target_and_the_numbers(backend, precision):
+    from oracles import BOX_TOL_PX, SCORE_TOL, oracle_params
+    o = oracle('st50')
+    tracker = StarkTracker.from_checkpoint(None, 'st50', 'cpu', params=oracle_params('st50'), backend=backend,
+                                           precision=precision)
+    tracker.initialize(o['frames_rgb'][0], o['init_box'])
+    state, templates = tracker.state, list(tracker._templates)
+    assert tracker.warm_up(passes=1) > 0
+    assert tracker.state == state and all(a is b for a, b in zip(tracker._templates, templates))
+    result = tracker.track(o['frames_rgb'][1])
+    np.testing.assert_allclose(result.box, o['boxes'][1], atol=BOX_TOL_PX, rtol=0)
+    assert abs(result.score - o['scores'][1]) < SCORE_TOL

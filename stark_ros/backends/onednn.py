@@ -276,6 +276,8 @@ def use_onednn_convolutions(module):
     """
     from ..model.backbone import Bottleneck, ResNetBody
 
+    if isinstance(module, nn.Conv2d):
+        raise TypeError('pass the module that holds the convolution (it is replaced in its parent)')
     count = 0
     if isinstance(module, ResNetBody) and isinstance(module.relu, nn.ReLU) and isinstance(module.bn1, nn.Identity):
         module.conv1, module.relu = OneDnnConv(module.conv1, relu=True), nn.Identity()

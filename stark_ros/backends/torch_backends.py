@@ -38,7 +38,7 @@ from torch import nn
 from ..model.lightning import StarkLightning
 from .common import Engine, resolve_precision
 from .folding import fold_batchnorms
-from .onednn import onednn_linear_available, use_onednn_convolutions, use_onednn_products
+from .onednn import OneDnnConv, onednn_linear_available, use_onednn_convolutions, use_onednn_products
 
 #: Parts that run in the reduced precision (bf16/fp16) by default; the others stay fp32.
 REDUCED_PARTS = ('backbone', 'transformer', 'box_head')
@@ -173,7 +173,10 @@ class TorchFastEngine(Engine):
         if self.onednn_products:        # the parts that stay fp32
             if dtypes['backbone'] == torch.float32:
                 use_onednn_convolutions(net.backbone)
-                use_onednn_convolutions(net.bottleneck)
+                if isinstance(net.bottleneck, nn.Conv2d):       # the 1x1 input projection (STARK_FACTS.md 3)
+                    net.bottleneck = OneDnnConv(net.bottleneck)
+                else:
+                    use_onednn_convolutions(net.bottleneck)
             if dtypes['box_head'] == torch.float32:
                 use_onednn_convolutions(net.box_head)
         dtype = dtypes['backbone']

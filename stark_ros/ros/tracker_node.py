@@ -327,8 +327,10 @@ class TrackerNode(Node):
                                                params=self._tracker_params,
                                                backend=self.get_parameter('backend').value,
                                                precision=self.get_parameter('precision').value)
-        self.get_logger().info('loaded STARK %s (%s) in %.1f s, %d inference thread(s)%s'
-                               % (tracker.variant, checkpoint or 'synthetic weights', time.monotonic() - started,
+        loaded = time.monotonic() - started
+        warm = tracker.warm_up()    # the first real frame then runs at full speed
+        self.get_logger().info('loaded STARK %s (%s) in %.1f s, warmed up in %.1f s, %d inference thread(s)%s'
+                               % (tracker.variant, checkpoint or 'synthetic weights', loaded, warm,
                                   threads,
                                   '' if tracker.has_score_head else
                                   '; no score head: detections carry score %.1f' % SCORE_WITHOUT_SCORE_HEAD))

@@ -6,9 +6,11 @@ Per frame: crop the search region around the previous state -> backbone -> trans
 clip (10 px margin) -> new state. The dynamic template is re-cropped from the current frame around the new state
 every ``update_interval`` frames when the confidence score is strictly above ``score_threshold``.
 """
+import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 
 from ..errors import InvalidBoxError
@@ -173,6 +175,27 @@ class StarkTracker:
         if updated:
             self._templates[1] = self._template_tokens(image, state)
         return TrackResult(tuple(state), score, self._frame_id, updated)
+
+    @torch.inference_mode()
+    def warm_up(self, passes=2):
+        """Run the network ``passes`` times on a blank grey image, at the template and search sizes, so the first
+        real frame does not pay one-time costs (oneDNN kernel generation, weight re-layout, allocator growth,
+        CUDA context). The tracker's target and templates are left unchanged.
+
+        Returns:
+            seconds spent.
+        """
+        started = time.perf_counter()
+        p = self.params
+        side = 2 * max(p.search_size, p.template_size)
+        image = np.full((side, side, 3), 128, dtype=np.uint8)
+        box = (side / 2.0 - 32.0, side / 2.0 - 32.0, 64.0, 64.0)
+        for _ in range(passes):
+            template = self._template_tokens(image, box)
+            search = sample_target(image, box, p.search_factor, p.search_size)
+            search_tokens = self.network.forward_backbone(*self.preprocess(search))
+            self.network.forward_head([template] * self.network.num_templates + [search_tokens])
+        return time.perf_counter() - started
 
     def _template_tokens(self, image, box):
         crop = sample_target(image, box, self.params.template_factor, self.params.template_size)
