@@ -295,7 +295,7 @@ def print_targets(rows):
     by = {(r['variant'], r['backend']): r for r in rows}
     fast = by.get(('st50', 'torch-fast:fp32'))
     if fast:
-        print('%s  ST50 torch-fast fp32 <= 0.60 x eager: %.2f x (%.1f ms)'
+        print('%s  ST50 torch-fast fp32 <= 0.60 x eager: %.3f x (%.1f ms)'
               % ('PASS' if fast['ratio'] <= 0.60 else 'FAIL', fast['ratio'], fast['median_ms']))
     st50 = [r for r in rows if r['variant'] == 'st50' and r['backend'] != 'torch']
     if st50:
