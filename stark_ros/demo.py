@@ -318,6 +318,12 @@ def run(args, out=sys.stdout):
           % (summary['dropped'], summary['dropped_busy'], summary['lost_in_transport']), file=out)
     print('latency image stamp -> detection: mean %.1f ms, p95 %.1f ms'
           % (summary['latency_mean_ms'], summary['latency_p95_ms']), file=out)
+    timing = stats.get('timing')
+    if timing:
+        summary['node_timing_ms'] = timing
+        print('inside the node, p50 / p95: delivery %.1f / %.1f ms, wait for the tracker %.1f / %.1f ms, '
+              'work (convert + track + publish) %.1f / %.1f ms'
+              % (timing['delivery'] + timing['wait'] + timing['work']), file=out)
     print('processed frames per second: %.2f' % summary['fps'], file=out)
     print('wrote %s and %s' % (csv_path, video_path), file=out)
     if synthetic:

@@ -42,6 +42,7 @@ def test_demo_tracks_the_bundled_video_over_dds(demo_run):
     accounted = numbers['frames processed'] + numbers['skipped'] + numbers['lost']
     assert numbers['frames played'] - 1 - 3 <= accounted <= numbers['frames played'] - 1, numbers
     assert 'latency image stamp -> detection: mean' in run.stdout
+    assert 'inside the node, p50 / p95: delivery' in run.stdout
     with open(out / 'detections.csv') as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == numbers['frames processed']
