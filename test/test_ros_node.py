@@ -402,37 +402,52 @@ def test_timing_splits_the_latency(setup):
     assert all(p50 <= p95 for p50, p95 in (delivery, wait, work))
 
 
-def _camera_waits(node, harness, data, policy, frames=30, period=0.05):
-    """Median ms the tracked images of a 20 Hz stream waited for the worker under ``policy``."""
+def _camera_waits(node, harness, data, policy, seconds=6.0, period=0.1):
+    """(p50, p95) ms the tracked images of a 10 Hz stream waited for the worker under ``policy``."""
     from rclpy.parameter import Parameter
     assert node.set_parameters([Parameter('frame_policy', value=policy)])[0].successful
-    _fresh(node, harness)
     _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
     assert harness.init(data['init_box']).success
     _wait_idle(node)
     processed = node.stats()['processed']
     start = time.monotonic()
-    for i in range(frames):
+    for i in range(int(seconds / period)):
         time.sleep(max(0.0, start + i * period - time.monotonic()))
         harness.publish(_frame_msg(data, 1 + i % 30))
     _wait_idle(node)
     tracked = node.stats()['processed'] - processed
-    assert tracked >= 3, tracked
-    return node.timing(last=tracked)['wait'][0]
+    assert tracked >= 4, tracked
+    return node.timing(last=tracked)['wait']
 
 
-def test_frame_policy_fresh_tracks_images_that_did_not_wait(setup):
-    # ST50 (~0.25 s) behind a 20 Hz camera: 'newest' takes the image that arrived during the previous
-    # inference (it waited 0-50 ms, median ~25); 'fresh' waits for the next image instead (it waits ~0 ms).
-    node, harness, data = setup
+def test_frame_policy_fresh_tracks_images_that_did_not_wait(ros_runner, ros_namespace, oracle):
+    # A tracker busy ~0.5 s per frame (ST50 plus a sleep, so the worker leaves the interpreter lock to the
+    # executor and arrival times are exact) behind a 10 Hz camera. 'newest' takes the image that arrived
+    # during the previous inference: it waited uniformly 0-100 ms. 'fresh' waits for the next image instead,
+    # which then waits ~0 ms (only the stream's last image may be taken after the 1.5-period timeout).
+    import stark_ros.ros.tracker_node as tracker_node
+    from stark_ros.tracker import StarkTracker
+
+    class SlowTrack(StarkTracker):
+        def track(self, image):
+            time.sleep(0.25)
+            return super().track(image)
+    data, _ = oracle
+    namespace = ros_namespace + '/policy'
+    node = ros_runner.add(tracker_node.TrackerNode(tracker=SlowTrack.from_checkpoint(None, 'st50', 'cpu'),
+                                                   context=ros_runner.context, namespace=namespace))
+    harness = TrackerHarness(ros_runner, namespace)
     try:
+        harness.wait_connected()
+        assert node.get_parameter('frame_policy').value == 'fresh'
         fresh = _camera_waits(node, harness, data, 'fresh')
         newest = _camera_waits(node, harness, data, 'newest')
     finally:
-        from rclpy.parameter import Parameter
-        node.set_parameters([Parameter('frame_policy', value='fresh')])
-    print("median wait ms: fresh %.1f, newest %.1f" % (fresh, newest))
-    assert fresh < 10.0 < newest, (fresh, newest)
+        harness.close()
+        ros_runner.remove(node)
+    print('wait ms (p50, p95): fresh %s, newest %s' % (fresh, newest))
+    # fresh: the typical tracked image did not wait; newest: some waited most of a camera period
+    assert fresh[0] < 15.0 < newest[1], (fresh, newest)
 
 
 def test_frame_policy_rejects_unknown_values(setup):
