@@ -19,8 +19,8 @@
       bf16/fp16 copies of their linear weights, while the residual stream, the LayerNorms, the position encodings,
       the corner score maps, the soft-argmax, the box arithmetic and the score sigmoid stay in fp32. Every output
       is float32.
-    * optional ``torch.compile`` with inductor freezing (``compile=True``); off by default: on a 2-core CPU it
-      saved 6-20 ms/frame on ST50 but took 25-40 s to compile, i.e. it pays after ~1,500 frames
+    * optional ``torch.compile`` with inductor freezing (``compile=True``, instead of the oneDNN modules); off by
+      default: on a 2-core CPU it took 25-40 s to compile and was measured before the oneDNN modules existed
       (``bench/README.md``).
 
     Numerical contract: with precision 'fp32' the only change is the folding (rounding), so the oracles hold with
@@ -135,7 +135,8 @@ class TorchFastEngine(Engine):
         reduced_parts: with bf16/fp16, the parts that use it (default all: 'backbone', 'transformer', 'box_head');
             the others stay fp32. A reduced transformer implies a reduced box head (both run under autocast).
         onednn: on a CPU, run the parts that stay fp32 (all of them with precision 'fp32') on oneDNN kernels
-            (:mod:`.onednn`; default True, used only where :func:`.onednn.onednn_linear_available`).
+            (:mod:`.onednn`; default True, used only where :func:`.onednn.onednn_linear_available`, and not with
+            ``compile=True``, where inductor lowers to oneDNN itself).
     """
 
     backend = 'torch-fast'
@@ -153,7 +154,8 @@ class TorchFastEngine(Engine):
             raise ValueError('unknown parts %s (known: %s)' % (sorted(unknown), ', '.join(REDUCED_PARTS)))
         self.reduced_parts = tuple(p for p in REDUCED_PARTS if p in reduced_parts) if self.dtype != torch.float32 \
             else ()
-        self.onednn_products = (bool(onednn) and len(self.reduced_parts) < len(REDUCED_PARTS)
+        # with compile=True inductor does its own oneDNN lowering (and cannot lower these modules' packed weights)
+        self.onednn_products = (bool(onednn) and not compile and len(self.reduced_parts) < len(REDUCED_PARTS)
                                 and onednn_linear_available(device))
         net = copy.deepcopy(network).to(device).eval().requires_grad_(False)
         self.folded = fold_batchnorms(net)
