@@ -50,6 +50,7 @@ if REPO_ROOT not in sys.path:
 
 import torch  # noqa: E402
 
+from stark_ros.allocator import tune_allocator  # noqa: E402
 from stark_ros.backends import available_backends, build_engine, cpu_supports_bf16  # noqa: E402
 from stark_ros.model import load_network  # noqa: E402
 from stark_ros.tracker import StarkTracker, TrackerParams  # noqa: E402
@@ -326,6 +327,7 @@ def main(argv=None):
     parser.add_argument('--memory-child', nargs=2, metavar=('VARIANT', 'BACKEND'), help=argparse.SUPPRESS)
     parser.add_argument('--memory-checkpoint', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    tune_allocator()    # as the node and the tools do (stark_ros/allocator.py)
     if args.memory_child:
         return memory_child(args)
     torch.set_num_threads(args.threads)

@@ -322,8 +322,8 @@ def run(args, out=sys.stdout):
     if timing:
         summary['node_timing_ms'] = timing
         print('inside the node, p50 / p95: delivery %.1f / %.1f ms, wait for the tracker %.1f / %.1f ms, '
-              'work (convert + track + publish) %.1f / %.1f ms'
-              % (timing['delivery'] + timing['wait'] + timing['work']), file=out)
+              'work (convert + track + publish) %.1f / %.1f ms, of which track() %.1f / %.1f ms'
+              % (timing['delivery'] + timing['wait'] + timing['work'] + timing['track']), file=out)
     print('processed frames per second: %.2f' % summary['fps'], file=out)
     print('wrote %s and %s' % (csv_path, video_path), file=out)
     if synthetic:
@@ -365,7 +365,9 @@ def _write_annotated(path, source, played, rate, init_box, rows, synthetic):
 def main(argv=None):
     """Console entry; exit status 0 when detections were published, 1 when none, 2 on bad input."""
     args = build_parser().parse_args(argv)
+    from stark_ros.allocator import tune_allocator
     from stark_ros.errors import StarkError
+    tune_allocator()
     try:
         summary = run(args)
     except (StarkError, ValueError, OSError) as error:     # OSError: unreadable video, unwritable output

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import sys
 
+from .allocator import tune_allocator
 from .errors import StarkError
 from .io import open_frames, parse_box
 
@@ -83,6 +84,7 @@ def main(argv=None):
     """Console entry point; returns the exit status (0 ok, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()
     try:
         run(args)
     except (StarkError, ValueError, OSError) as error:     # OSError: unreadable input, unwritable output

@@ -64,6 +64,7 @@ from std_srvs.srv import Trigger
 from stark_ros_msgs.srv import InitTarget
 from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
 
+from stark_ros.allocator import tune_allocator
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
 from stark_ros.ros.image_conversion import check_image_msg, image_msg_to_rgb
 
@@ -526,20 +527,21 @@ class TrackerNode(Node):
     def timing(self, last=None):
         """Where the latency of the last ``last`` tracked frames (default and at most ``TIMING_WINDOW``) went, ms.
 
-        Returns ``{'frames': n, 'delivery': (p50, p95), 'wait': (p50, p95), 'work': (p50, p95)}`` with
-        ``delivery`` = image stamp -> the node's image callback (camera driver, DDS, executor), ``wait`` =
-        callback -> the worker took the frame (the worker was busy with the previous one), ``work`` =
-        conversion + ``track()`` + publishing. Stamps and arrival use the node's clock (ROS time), so
-        ``delivery`` is meaningful when the camera stamps with the same clock. Empty dict before the first frame.
+        Returns ``{'frames': n, 'delivery': (p50, p95), 'wait': (p50, p95), 'work': (p50, p95),
+        'track': (p50, p95)}`` with ``delivery`` = image stamp -> the node's image callback (camera driver, DDS,
+        executor), ``wait`` = callback -> the worker took the frame (the worker was busy with the previous one),
+        ``work`` = conversion + ``track()`` + publishing, ``track`` = the ``track()`` call alone (the tracker's
+        own time, under the node's load). Stamps and arrival use the node's clock (ROS time), so ``delivery`` is
+        meaningful when the camera stamps with the same clock. Empty dict before the first frame.
         """
         with self._cond:
-            rows = np.array(self._timings, dtype=np.float64).reshape(-1, 3)
+            rows = np.array(self._timings, dtype=np.float64).reshape(-1, 4)
         if last is not None:
             rows = rows[len(rows) - min(len(rows), last):]
         if not len(rows):
             return {}
         out = {'frames': len(rows)}
-        for column, name in enumerate(('delivery', 'wait', 'work')):
+        for column, name in enumerate(('delivery', 'wait', 'work', 'track')):
             out[name] = (float(np.percentile(rows[:, column], 50)), float(np.percentile(rows[:, column], 95)))
         return out
 
@@ -559,8 +561,9 @@ class TrackerNode(Node):
                 % ((period,) + tuple(counts[k] for k in ('received', 'processed', 'dropped', 'lost', 'rejected',
                                                          'errors'))
                    + ('' if tracking else '; no target set',
-                      '; last %d tracked frames, p50/p95 ms: delivery %.1f/%.1f, wait %.1f/%.1f, work %.1f/%.1f'
-                      % ((timing['frames'],) + timing['delivery'] + timing['wait'] + timing['work'])
+                      '; last %d tracked frames, p50/p95 ms: delivery %.1f/%.1f, wait %.1f/%.1f, work %.1f/%.1f '
+                      '(track() %.1f/%.1f)'
+                      % ((timing['frames'],) + timing['delivery'] + timing['wait'] + timing['work'] + timing['track'])
                       if timing else '')))
 
     # ------------------------------------------------------------------ worker
@@ -656,7 +659,9 @@ class TrackerNode(Node):
         started_ns = self.get_clock().now().nanoseconds
         try:
             rgb = image_msg_to_rgb(frame.msg)
+            track_started = time.perf_counter()
             result = self._tracker.track(rgb)
+            track_ms = 1000.0 * (time.perf_counter() - track_started)
         except Exception as err:
             with self._cond:
                 self._counts['errors'] += 1
@@ -678,7 +683,7 @@ class TrackerNode(Node):
             self._counts['processed'] += 1
             self._detection_pub.publish(det)
             self._timings.append(((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
-                                  1000.0 * (time.perf_counter() - started)))
+                                  1000.0 * (time.perf_counter() - started), track_ms))
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self):
@@ -708,6 +713,7 @@ def main(args=None):
     the inference thread for the interpreter lock: at 30 Hz with STARK-Lightning, track() calls inside the node
     stalled for up to seconds (p95 latency 0.45-1.1 s against 0.036 s with one thread; bench/bench_node.py).
     """
+    tune_allocator()
     rclpy.init(args=args)
     try:
         node = TrackerNode()
