@@ -711,7 +711,7 @@ def main(args=None):
     One executor thread is enough (every callback is short; ``~/init_target`` awaits the worker) and much
     cheaper than rclpy's MultiThreadedExecutor, whose Python wait-set loop and thread hand-offs competed with
     the inference thread for the interpreter lock: at 30 Hz with STARK-Lightning, track() calls inside the node
-    stalled for up to seconds (p95 latency 0.45-1.1 s against 0.036 s with one thread; bench/bench_node.py).
+    stalled for up to seconds (p95 latency 0.45-1.1 s against 0.027 s with one thread; bench/bench_node.py).
     """
     tune_allocator()
     rclpy.init(args=args)
