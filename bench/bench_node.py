@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from stark_ros.allocator import tune_allocator  # noqa: E402
 from stark_ros.demo import latencies_ms, run_pipeline  # noqa: E402
 from stark_ros.io import bundled_video, open_frames  # noqa: E402
-from stark_ros.ros.tracker_node import inference_threads  # noqa: E402
+from stark_ros.ros.tracker_node import format_timing, inference_threads, parse_timing  # noqa: E402
 from stark_ros.tracker import StarkTracker  # noqa: E402
 
 #: The roof hatch of bikes.mp4 frame 0 (303, 2, 60, 78 at 640x272), scaled to 640x480.
@@ -61,18 +61,6 @@ def tracker_alone_ms(frames, args, threads, n=60):
         if index >= 5:
             times.append(1000 * (time.perf_counter() - start))
     return np.array(times)
-
-
-def _timing_from_log(text):
-    """The node's own latency breakdown from the totals line it logs at shutdown ({} if absent)."""
-    import re
-    found = re.findall(r'last (\d+) tracked frames, p50/p95 ms: delivery ([\d.]+)/([\d.]+), wait ([\d.]+)/([\d.]+), '
-                       r'work ([\d.]+)/([\d.]+) \(track\(\) ([\d.]+)/([\d.]+)\)', text or '')
-    if not found:
-        return {}
-    values = [float(v) for v in found[-1]]
-    return {'frames': int(values[0]), 'delivery': values[1:3], 'wait': values[3:5], 'work': values[5:7],
-            'track': values[7:9]}
 
 
 def main(argv=None):
@@ -121,12 +109,9 @@ def main(argv=None):
              np.percentile(alone_after, 95)))
     print('node end-to-end latency: median %6.1f ms  p95 %6.1f ms  mean %6.1f ms'
           % (np.median(lat), np.percentile(lat, 95), lat.mean()))
-    timing = stats.get('timing') or _timing_from_log(run.node_log)
+    timing = stats.get('timing') or parse_timing(run.node_log)
     if timing:
-        print('inside the node (last %d tracked frames), p50 / p95 ms: delivery (stamp -> callback) %.1f / %.1f, '
-              'wait for the worker %.1f / %.1f, work (convert + track + publish) %.1f / %.1f, of which track() '
-              '%.1f / %.1f' % ((timing['frames'],) + tuple(timing['delivery']) + tuple(timing['wait'])
-                               + tuple(timing['work']) + tuple(timing['track'])))
+        print('inside the node: %s' % format_timing(timing))
     excess = np.percentile(lat, 95) - alone_p95
     print('%s  node p95 <= tracker p95 + 15 ms (tracker alone, mean of the p95 before and after): %+.1f ms'
           % ('PASS' if excess <= 15 else 'FAIL', excess))

@@ -321,9 +321,8 @@ def run(args, out=sys.stdout):
     timing = stats.get('timing')
     if timing:
         summary['node_timing_ms'] = timing
-        print('inside the node, p50 / p95: delivery %.1f / %.1f ms, wait for the tracker %.1f / %.1f ms, '
-              'work (convert + track + publish) %.1f / %.1f ms, of which track() %.1f / %.1f ms'
-              % (timing['delivery'] + timing['wait'] + timing['work'] + timing['track']), file=out)
+        from stark_ros.ros.tracker_node import format_timing
+        print('inside the node, %s' % format_timing(timing, with_frames=False), file=out)
     print('processed frames per second: %.2f' % summary['fps'], file=out)
     print('wrote %s and %s' % (csv_path, video_path), file=out)
     if synthetic:

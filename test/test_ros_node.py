@@ -6,6 +6,7 @@ the target itself, so results are exact against ``oracle_st50_seed0.npz``. Tests
 first one needs a node that has not received any image yet.
 """
 import array
+import contextlib
 import itertools
 import json
 import math
@@ -315,27 +316,41 @@ def test_inference_threads_leave_a_core_free():
     assert inference_threads(3, cpu_count=8) == 3
 
 
-def _slow_init_tracker(delay):
-    """A real ST50 StarkTracker (synthetic seed-0 weights) whose initialize() first sleeps ``delay`` s, like a
-    first call on a GPU that still compiles its kernels."""
+def _slow_tracker(init_delay=0.0, track_delay=0.0):
+    """A real ST50 StarkTracker (synthetic seed-0 weights) whose initialize() / track() first sleep the given
+    seconds, like a first call on a GPU that still compiles its kernels, or a slower network."""
     from stark_ros.tracker import StarkTracker
 
-    class SlowInit(StarkTracker):
+    class Slow(StarkTracker):
         def initialize(self, image, box):
-            time.sleep(delay)
+            time.sleep(init_delay)
             return super().initialize(image, box)
-    return SlowInit.from_checkpoint(None, 'st50', 'cpu')
+
+        def track(self, image):
+            time.sleep(track_delay)
+            return super().track(image)
+    return Slow.from_checkpoint(None, 'st50', 'cpu')
+
+
+@contextlib.contextmanager
+def _own_node(runner, namespace, tracker):
+    """A TrackerNode around ``tracker`` plus a connected TrackerHarness, both removed afterwards."""
+    from stark_ros.ros.tracker_node import TrackerNode
+    node = runner.add(TrackerNode(tracker=tracker, context=runner.context, namespace=namespace))
+    harness = TrackerHarness(runner, namespace)
+    try:
+        harness.wait_connected()
+        yield node, harness
+    finally:
+        harness.close()
+        runner.remove(node)
 
 
 def _images_during_init(runner, namespace, data):
     """Images the node took while one ~/init_target call (1.5 s of initialisation) was in flight."""
     import threading
 
-    from stark_ros.ros.tracker_node import TrackerNode
-    node = runner.add(TrackerNode(tracker=_slow_init_tracker(1.5), context=runner.context, namespace=namespace))
-    harness = TrackerHarness(runner, namespace)
-    try:
-        harness.wait_connected()
+    with _own_node(runner, namespace, _slow_tracker(init_delay=1.5)) as (node, harness):
         _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
         stop = threading.Event()
 
@@ -354,9 +369,6 @@ def _images_during_init(runner, namespace, data):
             thread.join()
         assert response.success, response.message
         return during
-    finally:
-        harness.close()
-        runner.remove(node)
 
 
 def test_init_service_does_not_block_the_executor(ros_runner, ros_namespace, oracle):
@@ -426,26 +438,11 @@ def test_frame_policy_fresh_tracks_images_that_did_not_wait(ros_runner, ros_name
     # executor and arrival times are exact) behind a 10 Hz camera. 'newest' takes the image that arrived
     # during the previous inference: it waited uniformly 0-100 ms. 'fresh' waits for the next image instead,
     # which then waits ~0 ms (only the stream's last image may be taken after the 1.5-period timeout).
-    import stark_ros.ros.tracker_node as tracker_node
-    from stark_ros.tracker import StarkTracker
-
-    class SlowTrack(StarkTracker):
-        def track(self, image):
-            time.sleep(0.25)
-            return super().track(image)
     data, _ = oracle
-    namespace = ros_namespace + '/policy'
-    node = ros_runner.add(tracker_node.TrackerNode(tracker=SlowTrack.from_checkpoint(None, 'st50', 'cpu'),
-                                                   context=ros_runner.context, namespace=namespace))
-    harness = TrackerHarness(ros_runner, namespace)
-    try:
-        harness.wait_connected()
+    with _own_node(ros_runner, ros_namespace + '/policy', _slow_tracker(track_delay=0.25)) as (node, harness):
         assert node.get_parameter('frame_policy').value == 'fresh'
         fresh = _camera_waits(node, harness, data, 'fresh')
         newest = _camera_waits(node, harness, data, 'newest')
-    finally:
-        harness.close()
-        ros_runner.remove(node)
     print('wait ms (p50, p95): fresh %s, newest %s' % (fresh, newest))
     # fresh: the typical tracked image did not wait; newest: some waited most of a camera period
     assert fresh[0] < 15.0 < newest[1], (fresh, newest)
@@ -463,20 +460,9 @@ def test_init_times_out_when_the_worker_stays_busy(ros_runner, ros_namespace, or
     # The timeout is a timer created inside the coroutine service (a known rclpy pitfall): it must fire, and
     # the call must answer while the worker is still inside a long track().
     import stark_ros.ros.tracker_node as tracker_node
-    from stark_ros.tracker import StarkTracker
-
-    class SlowTrack(StarkTracker):
-        def track(self, image):
-            time.sleep(3.0)
-            return super().track(image)
     monkeypatch.setattr(tracker_node, 'INIT_TIMEOUT_SEC', 0.5)
     data, _ = oracle
-    namespace = ros_namespace + '/busy'
-    node = ros_runner.add(tracker_node.TrackerNode(tracker=SlowTrack.from_checkpoint(None, 'st50', 'cpu'),
-                                                   context=ros_runner.context, namespace=namespace))
-    harness = TrackerHarness(ros_runner, namespace)
-    try:
-        harness.wait_connected()
+    with _own_node(ros_runner, ros_namespace + '/busy', _slow_tracker(track_delay=3.0)) as (node, harness):
         _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
         assert harness.init(data['init_box']).success
         assert harness.publish_until(_frame_msg(data, 1), lambda: node.stats()['busy'])
@@ -487,6 +473,4 @@ def test_init_times_out_when_the_worker_stays_busy(ros_runner, ros_namespace, or
         assert answered < 2.5, answered                 # before the 3 s track() ended
         det = harness.next_detection()                  # the first target is still tracked
         assert det is not None and det.id == 'target'
-    finally:
-        harness.close()
-        ros_runner.remove(node)
+

@@ -48,6 +48,20 @@ class Engine:
     def __repr__(self):
         return '%s(%s)' % (type(self).__name__, ', '.join('%s=%s' % kv for kv in self.describe().items()))
 
+    def backbone_graph(self, images):
+        """Name of the fixed-shape backbone graph for ``images`` (exported engines): 'backbone_template' or
+        'backbone_search'.
+
+        Raises:
+            ValueError: not a (1, 3, S, S) batch with S the template or the search size.
+        """
+        size = images.shape[-1]
+        key = {self.template_size: 'backbone_template', self.search_size: 'backbone_search'}.get(size)
+        if key is None or tuple(images.shape) != (1, 3, size, size):
+            raise ValueError('the %s engine takes (1, 3, S, S) images with S = %d or %d, got %s'
+                             % (self.backend, self.template_size, self.search_size, tuple(images.shape)))
+        return key
+
 
 @functools.lru_cache(maxsize=None)
 def cpu_flags():

@@ -53,33 +53,32 @@ class OneDnnLinear(nn.Module):
     ``forward(x)``: x (..., in_features) -> (..., out_features), float32.
     """
 
-    def __init__(self, weight, bias=None, relu=False, dtype=torch.float32):
+    def __init__(self, weight, bias=None, relu=False):
         super().__init__()
-        self.dtype = dtype
-        self.weight = nn.Parameter(weight.detach().to(dtype).contiguous(), requires_grad=False)
-        self.bias = None if bias is None else nn.Parameter(bias.detach().to(dtype).contiguous(), requires_grad=False)
+        self.weight = nn.Parameter(weight.detach().float().contiguous(), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().float().contiguous(), requires_grad=False)
         self.attr = 'relu' if relu else 'none'
         self._packed = None
         self._op = _linear_op()
 
     @classmethod
-    def from_linear(cls, linear, relu=False, dtype=torch.float32):
-        """Copy the parameters of an ``nn.Linear`` (in ``dtype``)."""
-        return cls(linear.weight, linear.bias, relu, dtype)
+    def from_linear(cls, linear, relu=False):
+        """Copy the parameters of an ``nn.Linear``."""
+        return cls(linear.weight, linear.bias, relu)
 
     @property
     def out_features(self):
         return self.weight.shape[0]
 
     def forward(self, x):
-        flat = x.reshape(-1, x.shape[-1]).to(self.dtype).contiguous()
+        flat = x.reshape(-1, x.shape[-1]).contiguous()
         if flat.shape[0] < SMALL_BATCH:
             # a few rows (the decoder's target query): the dispatch cost of oneDNN exceeds the product
             y = F.linear(flat, self.weight, self.bias)
             y = F.relu(y) if self.attr == 'relu' else y
         else:
             y = self._op(flat, self._packed_weight(flat.shape[0]), self.bias, self.attr, [], '')
-        return y.float().view(*x.shape[:-1], self.out_features)
+        return y.view(*x.shape[:-1], self.out_features)
 
     def _packed_weight(self, rows):
         # oneDNN's blocked layout, chosen for the first batch size seen (any batch size can use it)
@@ -159,7 +158,7 @@ class PackedAttention(nn.Module):
         return self.out_proj(out), None
 
 
-def use_onednn_products(module, ffn_dtype=torch.float32):
+def use_onednn_products(module):
     """Replace, in place, every ``nn.Linear`` and ``nn.MultiheadAttention`` under ``module``; returns the count.
 
     Only for fp32 inference on a CPU where :func:`onednn_linear_available` holds. A layer with a ``linear1``
@@ -171,11 +170,10 @@ def use_onednn_products(module, ffn_dtype=torch.float32):
             setattr(module, name, PackedAttention(child))
             count += 1
         elif isinstance(child, nn.Linear):
-            ffn = name in ('linear1', 'linear2') and hasattr(module, 'activation')
-            setattr(module, name, OneDnnLinear.from_linear(child, dtype=ffn_dtype if ffn else torch.float32))
+            setattr(module, name, OneDnnLinear.from_linear(child))
             count += 1
         else:
-            count += use_onednn_products(child, ffn_dtype)
+            count += use_onednn_products(child)
     if isinstance(getattr(module, 'linear1', None), OneDnnLinear) and isinstance(getattr(module, 'activation', None),
                                                                                 nn.ReLU):
         module.linear1.attr = 'relu'

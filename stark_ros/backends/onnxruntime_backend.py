@@ -78,13 +78,9 @@ class OnnxRuntimeEngine(Engine):
         return self.sessions[key].run(self._output_names[key], feeds)
 
     def forward_backbone(self, images, masks):
-        size = images.shape[-1]
-        key = {self.template_size: 'backbone_template', self.search_size: 'backbone_search'}.get(size)
-        if key is None or tuple(images.shape) != (1, 3, size, size):
-            raise ValueError('the onnxruntime engine takes (1, 3, S, S) images with S = %d or %d, got %s'
-                             % (self.template_size, self.search_size, tuple(images.shape)))
-        feat, mask, pos = self._run(key, {'image': np.ascontiguousarray(_numpy(images), dtype=np.float32),
-                                          'mask': np.ascontiguousarray(_numpy(masks), dtype=np.bool_)})
+        feat, mask, pos = self._run(self.backbone_graph(images),
+                                    {'image': np.ascontiguousarray(_numpy(images), dtype=np.float32),
+                                     'mask': np.ascontiguousarray(_numpy(masks), dtype=np.bool_)})
         return {'feat': torch.from_numpy(feat), 'mask': torch.from_numpy(mask), 'pos': torch.from_numpy(pos)}
 
     def forward_head(self, token_dicts):

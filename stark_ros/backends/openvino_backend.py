@@ -95,12 +95,8 @@ class OpenVINOEngine(Engine):
         return [torch.from_numpy(np.asarray(result[i])) for i in range(len(self.compiled[key].outputs))]
 
     def forward_backbone(self, images, masks):
-        size = images.shape[-1]
-        key = {self.template_size: 'backbone_template', self.search_size: 'backbone_search'}.get(size)
-        if key is None or tuple(images.shape) != (1, 3, size, size):
-            raise ValueError('the openvino engine takes (1, 3, S, S) images with S = %d or %d, got %s'
-                             % (self.template_size, self.search_size, tuple(images.shape)))
-        feat, mask, pos = self._infer(key, [images.detach().cpu().numpy(), masks.detach().cpu().numpy()])
+        feat, mask, pos = self._infer(self.backbone_graph(images),
+                                      [images.detach().cpu().numpy(), masks.detach().cpu().numpy()])
         return {'feat': feat, 'mask': mask.to(torch.bool), 'pos': pos}
 
     def forward_head(self, token_dicts):

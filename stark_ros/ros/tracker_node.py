@@ -32,10 +32,11 @@ ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``in
 never queued. With ``frame_policy`` ``fresh`` (default) a newest image that itself arrived during the previous
 inference is also passed over when the next one is due within 1.5 camera periods: the worker waits for it,
 so each detection describes an image that did not wait (latency = delivery + inference); ``newest`` takes
-it at once (more detections per second, each up to one camera period older). Services run in a second callback group and never
-block the executor: ``~/init_target`` is a coroutine that awaits the worker's result while images keep
-arriving. Any rclpy executor works; ``main`` uses a :class:`rclpy.executors.SingleThreadedExecutor`
-(see there why). :meth:`TrackerNode.timing` splits the latency into delivery, wait and work.
+it at once (more detections per second, each up to one camera period older). Services run in a second
+callback group and never block the executor: ``~/init_target`` is a coroutine that awaits the worker's
+result while images keep arriving. Any rclpy executor works; ``main`` uses a
+:class:`rclpy.executors.SingleThreadedExecutor` (see there why). :meth:`TrackerNode.timing` splits the
+latency into delivery, wait, work and ``track()``.
 
 Parameters: see :data:`PARAMETERS` (or ``config/tracker.yaml``). ``checkpoint``, ``variant``, ``device``
 and ``search_size`` are read-only (restart the node to change them); changes of the other tracker
@@ -157,6 +158,31 @@ PARAMETERS = collections.OrderedDict([
         additional_constraints='one of: fresh, newest'))),
 ])
 FRAME_POLICIES = ('fresh', 'newest')
+
+
+_TIMING_FORMAT = ('p50 / p95: delivery {delivery[0]:.1f} / {delivery[1]:.1f} ms, '
+                  'wait for the tracker {wait[0]:.1f} / {wait[1]:.1f} ms, work (convert + track + publish) '
+                  '{work[0]:.1f} / {work[1]:.1f} ms, of which track() {track[0]:.1f} / {track[1]:.1f} ms')
+_TIMING_PATTERN = (r'last (\d+) tracked frames, p50 / p95: delivery ([\d.]+) / ([\d.]+) ms, wait for the tracker '
+                   r'([\d.]+) / ([\d.]+) ms, work \(convert \+ track \+ publish\) ([\d.]+) / ([\d.]+) ms, of which '
+                   r'track\(\) ([\d.]+) / ([\d.]+) ms')
+
+
+def format_timing(timing, with_frames=True):
+    """One line for a :meth:`TrackerNode.timing` dict (what the node logs; :func:`parse_timing` reads it back)."""
+    line = _TIMING_FORMAT.format(**timing)
+    return 'last %d tracked frames, %s' % (timing['frames'], line) if with_frames else line
+
+
+def parse_timing(text):
+    """The last :func:`format_timing` line in ``text`` (e.g. a node's log) as a timing dict; {} if there is none."""
+    import re
+    found = re.findall(_TIMING_PATTERN, text or '')
+    if not found:
+        return {}
+    values = [float(v) for v in found[-1]]
+    return {'frames': int(values[0]), 'delivery': tuple(values[1:3]), 'wait': tuple(values[3:5]),
+            'work': tuple(values[5:7]), 'track': tuple(values[7:9])}
 
 
 def inference_threads(requested, cpu_count=None):
@@ -561,10 +587,7 @@ class TrackerNode(Node):
                 % ((period,) + tuple(counts[k] for k in ('received', 'processed', 'dropped', 'lost', 'rejected',
                                                          'errors'))
                    + ('' if tracking else '; no target set',
-                      '; last %d tracked frames, p50/p95 ms: delivery %.1f/%.1f, wait %.1f/%.1f, work %.1f/%.1f '
-                      '(track() %.1f/%.1f)'
-                      % ((timing['frames'],) + timing['delivery'] + timing['wait'] + timing['work'] + timing['track'])
-                      if timing else '')))
+                      '; %s' % format_timing(timing) if timing else '')))
 
     # ------------------------------------------------------------------ worker
     def _worker_loop(self):
