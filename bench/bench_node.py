@@ -1,6 +1,7 @@
 """End-to-end latency of the ``stark_tracker`` node for a 30 Hz 640x480 camera over DDS.
 
     python bench/bench_node.py [--variant st50] [--backend torch] [--precision fp32] [--seconds 60] [--rate 30]
+                               [--json FILE]
 
 The tracker alone (``StarkTracker.track`` on the same frames, with the node's number of inference threads),
 measured before and after the node run (this VM's speed drifts by 10-20% within minutes), gives the baseline
@@ -19,6 +20,7 @@ waits up to one camera period when the tracker is slower than the camera.
 """
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -63,19 +65,15 @@ def tracker_alone_ms(frames, args, threads, n=60):
     return np.array(times)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--variant', default='st50')
-    parser.add_argument('--backend', default='torch')
-    parser.add_argument('--precision', default='fp32')
-    parser.add_argument('--seconds', type=float, default=60.0)
-    parser.add_argument('--rate', type=float, default=30.0)
-    parser.add_argument('--size', default='640x480')
-    parser.add_argument('--threads', type=int, default=0, help='node num_threads (0 = cores - 1)')
-    parser.add_argument('--in-process', action='store_true',
-                        help='run the node in this process (shares the interpreter lock with player and collector)')
-    args = parser.parse_args(argv)
-    tune_allocator()    # as tracker_node and the demo do
+def measure_node(args):
+    """Run the node behind the camera player and measure it; returns a dict (None if nothing was detected).
+
+    ``args``: the parsed command line of :func:`main`. Keys: variant, backend, precision, size, rate, seconds,
+    threads, synthetic, played, processed, dropped, lost, latency_ms (median, p95, mean), alone_ms (median and
+    p95 of ``track()`` alone before and after the run), excess_ms (node p95 minus the mean of the two tracker
+    p95), own_overhead_ms (end-to-end p95 minus the node's own ``track()`` p95, or None), growth_ms (p95 of the
+    first and of the last third of the run), timing (the node's own latency split, or None).
+    """
     from rclpy.parameter import Parameter
     size = tuple(int(v) for v in args.size.split('x'))
     frames = camera_frames(size)
@@ -94,34 +92,84 @@ def main(argv=None):
     alone_after = tracker_alone_ms(frames, args, threads)   # the VM's speed drifts: bracket the run
     lat = np.array(latencies_ms(run))
     if lat.size == 0:
-        print('no detection received')
-        return 1
+        return None
     third = max(1, lat.size // 3)
     stats = run.node_stats
-    print('stark_tracker node, %s %s:%s, %dx%d bgr8 at %.0f Hz for %.0f s, %d inference thread(s), %s'
-          % (args.variant, args.backend, args.precision, size[0], size[1], args.rate, run.play_seconds, threads,
-             'synthetic weights' if run.synthetic else 'checkpoint'))
-    print('frames: played %d, processed %d, dropped while busy %d, lost before delivery %d'
-          % (run.played, stats['processed'], stats['dropped'], stats['lost']))
-    alone_p95 = 0.5 * (np.percentile(alone_before, 95) + np.percentile(alone_after, 95))
-    print('tracker alone   track(): median %6.1f ms  p95 %6.1f ms before the run, median %6.1f ms  p95 %6.1f ms after'
-          % (np.median(alone_before), np.percentile(alone_before, 95), np.median(alone_after),
-             np.percentile(alone_after, 95)))
-    print('node end-to-end latency: median %6.1f ms  p95 %6.1f ms  mean %6.1f ms'
-          % (np.median(lat), np.percentile(lat, 95), lat.mean()))
     timing = stats.get('timing') or parse_timing(run.node_log)
+    alone_p95 = 0.5 * (np.percentile(alone_before, 95) + np.percentile(alone_after, 95))
+    own = None
     if timing:
-        print('inside the node: %s' % format_timing(timing))
-    excess = np.percentile(lat, 95) - alone_p95
+        own = float(np.percentile(lat[-timing['frames']:], 95) - timing['track'][1])
+    return {
+        'variant': args.variant, 'backend': args.backend, 'precision': args.precision, 'size': list(size),
+        'rate': args.rate, 'seconds': run.play_seconds, 'threads': threads, 'synthetic': run.synthetic,
+        'played': run.played, 'processed': stats['processed'], 'dropped': stats['dropped'], 'lost': stats['lost'],
+        'latency_ms': {'median': float(np.median(lat)), 'p95': float(np.percentile(lat, 95)),
+                       'mean': float(lat.mean())},
+        'alone_ms': {'median_before': float(np.median(alone_before)),
+                     'p95_before': float(np.percentile(alone_before, 95)),
+                     'median_after': float(np.median(alone_after)),
+                     'p95_after': float(np.percentile(alone_after, 95))},
+        'excess_ms': float(np.percentile(lat, 95) - alone_p95),
+        'own_overhead_ms': own,
+        'growth_ms': {'first_third_p95': float(np.percentile(lat[:third], 95)),
+                      'last_third_p95': float(np.percentile(lat[-third:], 95))},
+        'timing': timing,
+    }
+
+
+def no_growth(result):
+    """The issue's growth criterion: p95 of the last third at most 10% + 5 ms above the first third's."""
+    growth = result['growth_ms']
+    return growth['last_third_p95'] <= growth['first_third_p95'] * 1.1 + 5
+
+
+def print_result(r):
+    """The human-readable report of :func:`measure_node`'s result."""
+    print('stark_tracker node, %s %s:%s, %dx%d bgr8 at %.0f Hz for %.0f s, %d inference thread(s), %s'
+          % (r['variant'], r['backend'], r['precision'], r['size'][0], r['size'][1], r['rate'], r['seconds'],
+             r['threads'], 'synthetic weights' if r['synthetic'] else 'checkpoint'))
+    print('frames: played %d, processed %d, dropped while busy %d, lost before delivery %d'
+          % (r['played'], r['processed'], r['dropped'], r['lost']))
+    alone, lat = r['alone_ms'], r['latency_ms']
+    print('tracker alone   track(): median %6.1f ms  p95 %6.1f ms before the run, median %6.1f ms  p95 %6.1f ms after'
+          % (alone['median_before'], alone['p95_before'], alone['median_after'], alone['p95_after']))
+    print('node end-to-end latency: median %6.1f ms  p95 %6.1f ms  mean %6.1f ms'
+          % (lat['median'], lat['p95'], lat['mean']))
+    if r['timing']:
+        print('inside the node: %s' % format_timing(r['timing']))
     print('%s  node p95 <= tracker p95 + 15 ms (tracker alone, mean of the p95 before and after): %+.1f ms'
-          % ('PASS' if excess <= 15 else 'FAIL', excess))
-    if timing:
-        own = np.percentile(lat[-timing['frames']:], 95) - timing['track'][1]
+          % ('PASS' if r['excess_ms'] <= 15 else 'FAIL', r['excess_ms']))
+    if r['own_overhead_ms'] is not None:
         print('      the node\'s own overhead: end-to-end p95 - track() p95 inside the node (last %d frames): '
-              '%+.1f ms' % (timing['frames'], own))
-    first, last = np.percentile(lat[:third], 95), np.percentile(lat[-third:], 95)
+              '%+.1f ms' % (r['timing']['frames'], r['own_overhead_ms']))
+    growth = r['growth_ms']
     print('%s  no latency growth: p95 first third %.1f ms, last third %.1f ms'
-          % ('PASS' if last <= first * 1.1 + 5 else 'FAIL', first, last))
+          % ('PASS' if no_growth(r) else 'FAIL', growth['first_third_p95'], growth['last_third_p95']))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--variant', default='st50')
+    parser.add_argument('--backend', default='torch')
+    parser.add_argument('--precision', default='fp32')
+    parser.add_argument('--seconds', type=float, default=60.0)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--size', default='640x480')
+    parser.add_argument('--threads', type=int, default=0, help='node num_threads (0 = cores - 1)')
+    parser.add_argument('--in-process', action='store_true',
+                        help='run the node in this process (shares the interpreter lock with player and collector)')
+    parser.add_argument('--json', default=None, help='also write the result to this JSON file')
+    args = parser.parse_args(argv)
+    tune_allocator()    # as tracker_node and the demo do
+    result = measure_node(args)
+    if result is None:
+        print('no detection received')
+        return 1
+    print_result(result)
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(result, f, indent=2, default=float)
     return 0
 
 
