@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Where bf16 moves the boxes: bf16 rounding emulated part by part, box deviation on the oracle forced run.
+"""Where reduced precision moves the boxes: bf16 or fp16 rounding emulated part by part, box deviation on the
+oracle forced run.
 
 Usage (from the repository root)::
 
-    python bench/bf16_sensitivity.py                       # ST50, synthetic weights (the oracle's)
-    python bench/bf16_sensitivity.py --variant lightning
-    python bench/bf16_sensitivity.py --variant st50 --checkpoint STARKST_ep0050.pth.tar --engines ''
+    python bench/precision_sensitivity.py                  # bf16, ST50, synthetic weights (the oracle's)
+    python bench/precision_sensitivity.py --dtype fp16     # the CUDA fp16 path's numerics, without a GPU
+    python bench/precision_sensitivity.py --variant lightning
+    python bench/precision_sensitivity.py --variant st50 --checkpoint STARKST_ep0050.pth.tar --engines ''
 
 Method. A copy of the network, with its batch norms folded (:mod:`stark_ros.backends.folding`), runs in fp32
-except where a *part* is set to bf16. In such a part every matrix product and convolution takes bf16-rounded
-operands (inputs and weights) and accumulates in fp32, which is what avx512_bf16 and AMX kernels do. The parts:
+except where a *part* is set to the reduced type (``--dtype``: bf16, 8-bit significand; fp16, 11-bit significand
+and a range up to 65504, beyond which values become inf). In such a part every matrix product and convolution
+takes operands (inputs and weights) rounded to that type and accumulates in fp32, which is what avx512_bf16 and
+AMX kernels do for bf16 and tensor cores do for fp16 under autocast. The parts:
 
 * ``backbone``: the backbone convolutions and the 1x1 input projection (``bottleneck``);
 * ``encoder.attention``: the encoder's attention (query/key/value/output projections, the two attention
@@ -18,9 +22,9 @@ operands (inputs and weights) and accumulates in fp32, which is what avx512_bf16
 * ``decoder``: every product of the decoder;
 * ``box_head``: the corner head's convolutions;
 * ``score_head``: the score MLP (ST variants);
-* ``activations``: every stored layer output (linear, convolution, attention, LayerNorm) rounded to bf16, as a
-  bf16 engine stores its activations (OpenVINO's bf16 mode does; PyTorch autocast keeps LayerNorm outputs and
-  the residual stream in fp32).
+* ``activations``: every stored layer output (linear, convolution, attention, LayerNorm) rounded to the reduced
+  type, as a reduced-precision engine stores its activations (OpenVINO's bf16 mode does; PyTorch autocast keeps
+  LayerNorm outputs and the residual stream in fp32).
 
 The similarity product of the corner head's input (``Stark._box_from_tokens``) and the soft-argmax stay fp32.
 The deviation is the one ``bench_tracker.py`` reports: the largest |box - fp32 box| in pixels over the oracle's
@@ -28,8 +32,9 @@ teacher-forced sequence (``forced_state_in`` sets the state before every frame, 
 Without ``--checkpoint`` the weights are the deterministic synthetic ones of the oracle; with one, the same
 frames and forced states are used and the reference is that checkpoint's own eager fp32 run.
 
-Prints, per part: the deviation with only that part in bf16 and with every part but that one; then all parts,
-and the measured deviation of the real bf16 engines (``--engines``) for comparison with the emulation.
+Prints, per part: the deviation with only that part reduced and with every part but that one; then all parts,
+and the measured deviation of the real engines of that precision (``--engines``) for comparison with the
+emulation. A non-finite deviation means the reduced type overflowed (fp16).
 """
 import argparse
 import copy
@@ -53,16 +58,26 @@ from stark_ros.model import load_network  # noqa: E402
 PARTS = ('backbone', 'encoder.attention', 'encoder.ffn', 'decoder', 'box_head', 'score_head', 'activations')
 
 
-def to_bf16(x):
-    """``x`` rounded to the nearest bfloat16 (round-to-nearest-even), returned as float32."""
-    return x.to(torch.bfloat16).float()
+DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
-class Bf16Parts:
-    """The set of parts currently emulated in bf16, shared by all emulating modules of one network."""
+class ReducedParts:
+    """The set of parts currently emulated in the reduced type, shared by all emulating modules of one network.
 
-    def __init__(self):
+    Args:
+        dtype: 'bf16' or 'fp16'.
+    """
+
+    def __init__(self, dtype='bf16'):
+        if dtype not in DTYPES:
+            raise ValueError('dtype must be one of %s, got %r' % (', '.join(DTYPES), dtype))
+        self.dtype = DTYPES[dtype]
         self.parts = set()
+
+    def round(self, x):
+        """``x`` rounded to the nearest value of the reduced type (round-to-nearest-even; fp16 overflows to inf),
+        returned as float32."""
+        return x.to(self.dtype).float()
 
     def set(self, parts):
         unknown = set(parts) - set(PARTS)
@@ -71,16 +86,16 @@ class Bf16Parts:
         self.parts = set(parts)
 
     def operands(self, part, *tensors):
-        """The tensors, rounded to bf16 when ``part`` is emulated."""
-        return tensors if part not in self.parts else tuple(to_bf16(t) for t in tensors)
+        """The tensors, rounded to the reduced type when ``part`` is emulated."""
+        return tensors if part not in self.parts else tuple(self.round(t) for t in tensors)
 
     def stored(self, x):
-        """A layer output as a bf16 engine would store it ('activations' part)."""
-        return to_bf16(x) if 'activations' in self.parts else x
+        """A layer output as a reduced-precision engine would store it ('activations' part)."""
+        return self.round(x) if 'activations' in self.parts else x
 
 
 class EmulatedLinear(nn.Module):
-    """``nn.Linear`` with bf16 operands and fp32 accumulation when its part is emulated. (..., in) -> (..., out)."""
+    """``nn.Linear`` with reduced operands and fp32 accumulation when its part is emulated. (..., in) -> (..., out)."""
 
     def __init__(self, linear, part, state):
         super().__init__()
@@ -92,7 +107,7 @@ class EmulatedLinear(nn.Module):
 
 
 class EmulatedConv2d(nn.Module):
-    """``nn.Conv2d`` (zero padding) with bf16 operands and fp32 accumulation when its part is emulated."""
+    """``nn.Conv2d`` (zero padding) with reduced operands and fp32 accumulation when its part is emulated."""
 
     def __init__(self, conv, part, state):
         super().__init__()
@@ -107,7 +122,7 @@ class EmulatedConv2d(nn.Module):
 
 
 class EmulatedLayerNorm(nn.Module):
-    """``nn.LayerNorm`` computed in fp32 whose output is stored in bf16 under the 'activations' part."""
+    """``nn.LayerNorm`` computed in fp32 whose output is stored in the reduced type under 'activations'."""
 
     def __init__(self, norm, state):
         super().__init__()
@@ -122,8 +137,8 @@ class EmulatedAttention(nn.Module):
 
     ``forward(query (Lq, B, C), key (Lk, B, C), value (Lk, B, C), key_padding_mask (B, Lk) bool or None,
     need_weights=False)`` returns ``(out (Lq, B, C), None)``. The products (in-projections, ``q k^T / sqrt(d)``,
-    ``softmax . v``, out-projection) take bf16 operands when the part is emulated; every projection output and
-    the attention output are stored in bf16 under 'activations'. Formula: Vaswani et al. 2017, section 3.2, as
+    ``softmax . v``, out-projection) take reduced operands when the part is emulated; every projection output
+    and the attention output are stored in the reduced type under 'activations'. Formula: Vaswani et al. 2017, section 3.2, as
     ``nn.MultiheadAttention`` computes it (STARK_FACTS.md section 5).
     """
 
@@ -172,14 +187,14 @@ def part_of(path):
     return None
 
 
-def emulating_copy(network):
-    """(copy of ``network`` with folded batch norms and emulating modules, its :class:`Bf16Parts`).
+def emulating_copy(network, dtype='bf16'):
+    """(copy of ``network`` with folded batch norms and emulating modules, its :class:`ReducedParts`).
 
-    With no part set the copy computes what the folded fp32 network computes.
+    With no part set the copy computes what the folded fp32 network computes. ``dtype``: 'bf16' or 'fp16'.
     """
     net = copy.deepcopy(network).eval().requires_grad_(False)
     fold_batchnorms(net)
-    state = Bf16Parts()
+    state = ReducedParts(dtype)
 
     def convert(module, prefix):
         for name, child in list(module.named_children()):
@@ -209,10 +224,12 @@ def deviation(boxes, reference):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--variant', default='st50', choices=sorted(ORACLES))
+    parser.add_argument('--dtype', default='bf16', choices=sorted(DTYPES))
     parser.add_argument('--checkpoint', default=None, help='official-format checkpoint (default: synthetic)')
     parser.add_argument('--engines', default=None,
-                        help="comma-separated real bf16 engines to compare (default: openvino and torch-fast "
-                             "where the CPU has native bf16; '' for none)")
+                        help="comma-separated real engines of that precision to compare (default for bf16: "
+                             "openvino and torch-fast where the CPU has native bf16; none for fp16, a CUDA "
+                             "precision; '' for none)")
     parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -221,7 +238,7 @@ def main(argv=None):
     if reference is None:
         parser.error('the oracle file %s is missing (needed for its frames and forced states)'
                      % ORACLES[args.variant])
-    emulated, state = emulating_copy(network)
+    emulated, state = emulating_copy(network, args.dtype)
     engine = build_engine(emulated, 'torch', precision='fp32')
     present = [p for p in PARTS if p == 'activations' or any(
         getattr(m, 'part', None) == p for m in emulated.modules())]
@@ -230,9 +247,9 @@ def main(argv=None):
         state.set(parts)
         return deviation(oracle_forced_boxes(engine, args.variant), reference)
 
-    print('bf16 sensitivity, %s (%s weights): box deviation from fp32 in px on the oracle forced run'
-          % (args.variant, 'checkpoint' if args.checkpoint else 'synthetic'))
-    print('%-28s %8s %8s %8s' % ('parts in bf16', 'max', 'p95', 'mean'))
+    print('%s sensitivity, %s (%s weights): box deviation from fp32 in px on the oracle forced run'
+          % (args.dtype, args.variant, 'checkpoint' if args.checkpoint else 'synthetic'))
+    print('%-28s %8s %8s %8s' % ('parts in %s' % args.dtype, 'max', 'p95', 'mean'))
     print('%-28s %8.3f %8.3f %8.3f' % (('none (folded fp32)',) + measure(())))
     for part in present:
         print('%-28s %8.3f %8.3f %8.3f' % (('only ' + part,) + measure([part])))
@@ -241,11 +258,11 @@ def main(argv=None):
     print('%-28s %8.3f %8.3f %8.3f' % (('all',) + measure(present)))
     specs = args.engines
     if specs is None:
-        specs = 'openvino,torch-fast' if cpu_supports_bf16() else ''
+        specs = 'openvino,torch-fast' if args.dtype == 'bf16' and cpu_supports_bf16() else ''
     for spec in filter(None, specs.split(',')):
         options = {'threads': args.threads} if spec == 'openvino' else {}
-        boxes = oracle_forced_boxes(build_engine(network, spec, precision='bf16', **options), args.variant)
-        print('%-28s %8.3f %8.3f %8.3f' % (('measured %s:bf16' % spec,) + deviation(boxes, reference)))
+        boxes = oracle_forced_boxes(build_engine(network, spec, precision=args.dtype, **options), args.variant)
+        print('%-28s %8.3f %8.3f %8.3f' % (('measured %s:%s' % (spec, args.dtype),) + deviation(boxes, reference)))
     return 0
 
 
