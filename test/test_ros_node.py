@@ -85,6 +85,13 @@ def _fresh(node, harness):
     harness.drain()
 
 
+def _tracking(node, harness, data, encoding='bgr8'):
+    """A fresh node tracking the oracle target, initialised on frame 0 (buffered first)."""
+    _fresh(node, harness)
+    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0, encoding=encoding))
+    assert harness.init(data['init_box']).success
+
+
 def test_init_before_any_image_fails(setup):
     node, harness, data = setup
     assert node.stats()['received'] == 0
@@ -158,9 +165,7 @@ def test_bad_init_requests_fail_and_keep_the_target(setup, bbox, stamp, words):
     from builtin_interfaces.msg import Time
     node, harness, data = setup
     before = node.stats()
-    _fresh(node, harness)
-    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
-    assert harness.init(data['init_box']).success
+    _tracking(node, harness, data)
     response = harness.init(bbox=bbox, stamp=Time(sec=12345, nanosec=6) if stamp else None)
     assert not response.success
     for word in words:
@@ -190,9 +195,7 @@ def _malformed(data):
 
 def test_malformed_images_are_skipped(setup):
     node, harness, data = setup
-    _fresh(node, harness)
-    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
-    assert harness.init(data['init_box']).success
+    _tracking(node, harness, data)
     good, bad = _malformed(data)
     for msg in bad:
         # one at a time: a best-effort depth-1 subscription may overwrite samples sent back to back
@@ -211,9 +214,7 @@ def test_malformed_images_are_skipped(setup):
 @pytest.mark.parametrize('encoding', ['rgb8', 'rgba8', 'bgra8'])
 def test_other_encodings_track_the_same(setup, encoding):
     node, harness, data = setup
-    _fresh(node, harness)
-    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0, encoding=encoding))
-    assert harness.init(data['init_box']).success
+    _tracking(node, harness, data, encoding)
     harness.publish(_frame_msg(data, 1, encoding=encoding))
     det = harness.next_detection()
     assert det is not None
@@ -222,9 +223,7 @@ def test_other_encodings_track_the_same(setup, encoding):
 
 def test_reset_stops_detections(setup):
     node, harness, data = setup
-    _fresh(node, harness)
-    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
-    assert harness.init(data['init_box']).success
+    _tracking(node, harness, data)
     response = harness.reset()
     assert response.success and 'target' in response.message
     assert not node.stats()['tracking']
@@ -245,9 +244,7 @@ def test_parameters(setup):
     # class_id applies immediately; frame_buffer_size trims the buffer
     assert all(r.successful for r in node.set_parameters([Parameter('class_id', value='car'),
                                                           Parameter('frame_buffer_size', value=2)]))
-    _fresh(node, harness)
-    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
-    assert harness.init(data['init_box']).success
+    _tracking(node, harness, data)
     harness.publish(_frame_msg(data, 1))
     det = harness.next_detection()
     assert det.results[0].hypothesis.class_id == 'car'
@@ -272,9 +269,7 @@ def test_newest_image_wins_under_a_burst(setup):
     """A burst much faster than inference: every image after the init frame is either tracked or counted as
     dropped, the backlog never exceeds one frame, and the last image published is the last one tracked."""
     node, harness, data = setup
-    _fresh(node, harness)
-    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
-    assert harness.init(data['init_box']).success
+    _tracking(node, harness, data)
     _wait_idle(node)
     before = node.stats()
     n = 60
@@ -394,9 +389,7 @@ def test_node_runs_on_a_multithreaded_executor(ros_namespace, oracle):
 
 def test_timing_splits_the_latency(setup):
     node, harness, data = setup
-    _fresh(node, harness)
-    _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
-    assert harness.init(data['init_box']).success
+    _tracking(node, harness, data)
     sent = time.time()
     now = harness.node.get_clock().now().to_msg()          # a camera stamping with the node's clock
     harness.publish(_frame_msg(data, 1, stamp=now))
