@@ -257,17 +257,15 @@ def print_node_table(results):
         'growth'))
     print('-' * 98)
     for r in results:
-        alone_p95 = 0.5 * (r['alone_ms']['p95_before'] + r['alone_ms']['p95_after'])
         own = r['own_overhead_ms']
         print('%-9s %-16s %15s %8.1f %8.1f %9.1f %+8.1f %8s %9s' % (
             r['variant'], '%s:%s' % (r['backend'], r['precision']),
             '%d/%d/%d' % (r['played'], r['processed'], r['dropped']), r['latency_ms']['median'],
-            r['latency_ms']['p95'], alone_p95, r['excess_ms'], 'n/a' if own is None else '%+.1f' % own,
+            r['latency_ms']['p95'], r['tracker_p95_ms'], r['excess_ms'], 'n/a' if own is None else '%+.1f' % own,
             '%.0f->%.0f' % (r['growth_ms']['first_third_p95'], r['growth_ms']['last_third_p95'])))
     print()
-    from bench_node import no_growth
     for r in results:
-        ok = r['excess_ms'] <= 15.0 and no_growth(r)
+        ok = r['excess_ms'] <= 15.0 and r['no_growth']
         print('%s  %s node on %s:%s: p95 <= tracker p95 + 15 ms and no growth over %.0f s: %+.1f ms, '
               'p95 %.0f -> %.0f ms' % ('PASS' if ok else 'FAIL', r['variant'], r['backend'], r['precision'],
                                        r['seconds'], r['excess_ms'],

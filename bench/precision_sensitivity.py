@@ -152,7 +152,9 @@ class EmulatedAttention(nn.Module):
         x, weight = self.state.operands(self.part, x, weight)
         return self.state.stored(F.linear(x, weight, bias))
 
-    def forward(self, query, key, value, key_padding_mask=None, need_weights=False, **unused):
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=False):
+        if need_weights:
+            raise ValueError('EmulatedAttention does not return attention weights')
         m = self.mha
         heads, length, batch = m.num_heads, query.shape[0], query.shape[1]
         head_dim = m.embed_dim // heads
