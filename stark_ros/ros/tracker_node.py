@@ -160,6 +160,13 @@ PARAMETERS = collections.OrderedDict([
 FRAME_POLICIES = ('fresh', 'newest')
 
 
+def _frame_policy_error(value):
+    """Why ``value`` is not a valid ``frame_policy``, or None when it is."""
+    if value in FRAME_POLICIES:
+        return None
+    return 'frame_policy must be one of %s, got %r' % (', '.join(FRAME_POLICIES), value)
+
+
 _TIMING_FORMAT = ('p50 / p95: delivery {delivery[0]:.1f} / {delivery[1]:.1f} ms, '
                   'wait for the tracker {wait[0]:.1f} / {wait[1]:.1f} ms, work (convert + track + publish) '
                   '{work[0]:.1f} / {work[1]:.1f} ms, of which track() {track[0]:.1f} / {track[1]:.1f} ms')
@@ -275,9 +282,8 @@ class TrackerNode(Node):
         try:
             self._declare_parameters()
             self._frame_policy = self.get_parameter('frame_policy').value
-            if self._frame_policy not in FRAME_POLICIES:
-                raise ValueError('frame_policy must be one of %s, got %r'
-                                 % (', '.join(FRAME_POLICIES), self._frame_policy))
+            if _frame_policy_error(self._frame_policy):
+                raise ValueError(_frame_policy_error(self._frame_policy))
             self._tracker_params = self._read_tracker_params()
             self._tracker = tracker if tracker is not None else self._build_tracker()
         except Exception:
@@ -365,9 +371,8 @@ class TrackerNode(Node):
 
     def _validate_parameters(self, params):
         for p in params:
-            if p.name == 'frame_policy' and p.value not in FRAME_POLICIES:
-                return SetParametersResult(successful=False, reason='frame_policy must be one of %s, got %r'
-                                           % (', '.join(FRAME_POLICIES), p.value))
+            if p.name == 'frame_policy' and _frame_policy_error(p.value):
+                return SetParametersResult(successful=False, reason=_frame_policy_error(p.value))
         changed = {p.name: p.value for p in params if p.name in _TRACKER_PARAMS}
         if changed:
             try:
