@@ -1,0 +1,1 @@
+"""Training of STARK: sampler, processing, augmentation (data side); losses, actor and trainer."""
