@@ -154,6 +154,15 @@ def test_stage2_negative_from_another_sequence_without_invisible_frames(paths):
         assert abs(w / h - 1.0) < 1e-4  # ratio 0: 'wide' is never drawn, negatives come from 'sq' frames
 
 
+def test_datasets_mixed_by_ratio(paths):
+    squares = ListDataset([sequence('sq', paths, moving_boxes(N, size=(60.0, 60.0)))], name='squares')
+    wide = ListDataset([sequence('wide', paths[::-1], moving_boxes(N, size=(90.0, 30.0)))], name='wide')
+    sampler = TrainingSampler([squares, wide], ratios=[3, 1], samples_per_epoch=300, mode='causal', **SMALL)
+    aspects = np.array([(lambda b: b[2] / b[3])(sampler[i]['search_box'].tolist()) for i in range(300)])
+    assert np.all(np.isclose(aspects, 1.0, rtol=1e-4) | np.isclose(aspects, 3.0, rtol=1e-4))
+    assert 0.69 < np.isclose(aspects, 1.0, rtol=1e-4).mean() < 0.81  # 3:1 -> 0.75 (binomial sd 0.025)
+
+
 def test_deterministic_across_workers_and_epochs(video):
     sampler = TrainingSampler([video], samples_per_epoch=6, mode='trident', stage=2, **SMALL)
 
