@@ -100,6 +100,33 @@ class SequenceDataset(ABC):
             yield self.load_sequence(name)
 
 
+class IndexedDataset(SequenceDataset):
+    """A dataset whose sequences are found once, at construction, as ``{name: location}`` in ``self._index``.
+
+    Subclasses fill ``self._index`` (insertion order = sequence order) and implement ``_load(name, location)``.
+    """
+
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        self._index = {}
+
+    def sequence_names(self):
+        return list(self._index)
+
+    def load_sequence(self, name):
+        if name not in self._index:
+            raise KeyError('no sequence %r in %s dataset %s' % (name, self.name, self.root))
+        return self._load(name, self._index[name])
+
+    @abstractmethod
+    def _load(self, name, location) -> Sequence:
+        """Read the sequence ``name`` found at ``location``."""
+
+    def _require_sequences(self, layout):
+        if not self._index:
+            raise DatasetError('no %s sequence under %s (expected %s)' % (self.name, self.root, layout))
+
+
 def read_frame(path: str) -> np.ndarray:
     """Read one frame as an (H, W, 3) uint8 RGB array.
 
