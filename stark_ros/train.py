@@ -29,6 +29,7 @@ def build_parser():
     parser.add_argument('--stage2-from', metavar='CKPT', help='stage-1 checkpoint a fresh stage 2 starts from')
     parser.add_argument('--resume', metavar='CKPT', help='checkpoint to resume (default: newest in --out)')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda' (torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument('--threads', type=int, help='torch CPU threads of each training process (default: torch\'s)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar (the CSV log is kept)')
     parser.add_argument('--list-configs', action='store_true', help='print the packaged recipes and exit')
     return parser
@@ -40,6 +41,9 @@ def run(args):
     from .training.distributed import init_distributed, shutdown_distributed
     from .training.trainer import Trainer
 
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
     overrides = list(args.overrides) + (['model.pretrained=%s' % args.pretrained] if args.pretrained else [])
     config = load_config(args.config, overrides)
     out_dir = args.out or os.path.join('runs', os.path.splitext(os.path.basename(args.config))[0])

@@ -74,7 +74,7 @@ def test_every_recipe_loads_with_the_official_values():
         expected = (50, 40) if config['stage'] == 2 else (500, 400)
         assert (train['epochs'], train['lr_drop_epoch']) == expected, name
     assert load_config('st50_stage1')['data']['sampler'] == 'trident_pro'
-    assert load_config('s50')['data']['num_templates'] == 1
+    assert load_config('s50')['data']['sampler'] == 'causal'
     assert load_config('st50_stage2')['train']['val_interval'] == 10
 
 

@@ -32,8 +32,7 @@ DEFAULTS = {
         'samples_per_epoch': 60000,      # global, split across processes
         'val_samples_per_epoch': 10000,
         'num_workers': 8,                # DataLoader worker processes per training process
-        'sampler': 'trident_pro',        # causal (one template) | trident_pro (static + dynamic template)
-        'num_templates': 2,
+        'sampler': 'trident_pro',        # causal (one template: S, Lightning) | trident_pro (static + dynamic: ST)
         'max_gap': 200,                  # frames between template and search frames
         'template': {'factor': 2.0, 'size': 128, 'center_jitter': 0.0, 'scale_jitter': 0.0},
         'search': {'factor': 5.0, 'size': 320, 'center_jitter': 4.5, 'scale_jitter': 0.5},
