@@ -73,7 +73,9 @@ def main(argv=None):
         return 130
     except Exception as error:  # noqa: BLE001 - every failure must end the run with a non-zero status
         traceback.print_exc()
-        print('%s: error: %s' % (name, error), file=sys.stderr)
+        # A DataLoader worker's error carries the worker's traceback in its message: its last line is the error.
+        lines = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        print('%s: error: %s' % (name, lines[-1]), file=sys.stderr)
         return 1
     print('%s: training finished' % name, file=sys.stderr)
     return 0

@@ -168,3 +168,35 @@ def test_bad_data_ends_the_run_at_once_naming_the_file(tmp_path, damage):
     assert named in run.stderr, run.stderr[-2000:]
     assert 'training finished' not in run.stderr
     assert seconds < 60
+
+
+def _torchrun(out_dir, data_root, mode, timeout=150):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1')
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2',
+               os.path.join(REPO_ROOT, 'test', 'ddp_train_worker.py'), str(out_dir), data_root, mode]
+    start = time.monotonic()
+    run = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return run, time.monotonic() - start
+
+
+def test_torchrun_two_cpu_processes_keep_identical_parameters(tmp_path, data_root):
+    run, _ = _torchrun(tmp_path, data_root, 'equal')
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [open(str(tmp_path / ('rank%d.txt' % r))).read().splitlines() for r in (0, 1)]
+    # 12 samples per epoch are global: 12 / 2 processes / batch 2 = 3 steps per epoch, 2 epochs
+    assert [line.split()[:2] for line in ranks[0]] == [[str(e), str(i)] for e in (1, 2) for i in (1, 2, 3)]
+    assert ranks[0] == ranks[1]
+    assert len(set(line.split()[2] for line in ranks[0])) == 6               # the parameters did change
+    names = sorted(os.listdir(str(tmp_path / 'checkpoints')))
+    assert names == ['STARKLightningXtrt_ep0001.pth.tar', 'STARKLightningXtrt_ep0002.pth.tar']
+    state = torch.load(str(tmp_path / 'checkpoints' / names[-1]), weights_only=True)
+    assert len(state['rng_states']) == 2
+    assert not torch.equal(state['rng_states'][0]['torch'], state['rng_states'][1]['torch'])   # seed + rank
+
+
+def test_torchrun_one_failing_rank_ends_the_whole_run(tmp_path, data_root):
+    run, seconds = _torchrun(tmp_path, data_root, 'fail')
+    assert run.returncode != 0
+    assert 'rank 1 fails at epoch 1, iteration 2' in run.stderr
+    assert 'training finished' not in run.stderr
+    assert seconds < 90          # the other rank waits in a collective until torchrun stops it (timeout is 300 s)
