@@ -201,6 +201,18 @@ def test_deterministic_across_workers_and_epochs(video):
     assert not torch.equal(single[0]['search_image'][0], single[0]['search_image'][1])
 
 
+def test_persistent_workers_follow_set_epoch(video):
+    sampler = TrainingSampler([video], samples_per_epoch=4, mode='causal', **SMALL)
+    loader = torch.utils.data.DataLoader(sampler, batch_size=4, num_workers=1, persistent_workers=True)
+    sampler.set_epoch(1)
+    first = next(iter(loader))
+    sampler.set_epoch(2)
+    second = next(iter(loader))  # the same worker process, started in epoch 1
+    assert sampler.epoch == 2
+    assert torch.equal(second['search_image'], torch.stack([sampler[i]['search_image'] for i in range(4)]))
+    assert not torch.equal(first['search_image'], second['search_image'])
+
+
 def test_missing_frame_fails_fast_naming_the_file(paths, tmp_path):
     folder = tmp_path / 'seq'
     copies = write_frames(str(folder), decode_frames(N))

@@ -123,11 +123,21 @@ class TrainingSampler(torch.utils.data.Dataset):
                                      else Augmentation())
         self.seed = int(seed)
         self.max_attempts = int(max_attempts)
-        self.epoch = 0
+        # in shared memory: DataLoader workers that outlive an epoch (persistent_workers=True) see set_epoch too
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self):
+        """The epoch whose samples ``__getitem__`` returns."""
+        return int(self._epoch)
 
     def set_epoch(self, epoch):
-        """Select the epoch whose samples ``__getitem__`` returns (call before each epoch, like DistributedSampler)."""
-        self.epoch = int(epoch)
+        """Select the epoch whose samples ``__getitem__`` returns; call it before iterating over the epoch.
+
+        The value lives in shared memory, so running DataLoader workers (``persistent_workers=True``) use it from
+        their next sample on.
+        """
+        self._epoch.fill_(int(epoch))
 
     def __len__(self):
         return self.samples_per_epoch
