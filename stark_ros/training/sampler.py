@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from ..datasets.base import DatasetError, read_frame
-from .augmentation import Augmentation
 from .processing import Processing
 
 #: Minimum length of a usable video, frames (STARK_FACTS.md section 12).
@@ -119,8 +118,7 @@ class TrainingSampler(torch.utils.data.Dataset):
         self.positive_probability = float(positive_probability)
         self.processing = Processing(template_size, template_factor, search_size, search_factor,
                                      template_scale_jitter, template_center_jitter, search_scale_jitter,
-                                     search_center_jitter, augmentation if augmentation is not None
-                                     else Augmentation())
+                                     search_center_jitter, augmentation)
         self.seed = int(seed)
         self.max_attempts = int(max_attempts)
         # in shared memory: DataLoader workers that outlive an epoch (persistent_workers=True) see set_epoch too
