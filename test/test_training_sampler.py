@@ -87,6 +87,19 @@ def test_trident_dynamic_template_range_and_invisible_frames_allowed():
     assert 0.2 < invisible_dynamic / 3000 < 0.4
 
 
+def test_frames_flagged_visible_with_empty_or_unknown_boxes_count_as_invisible():
+    seq = synthetic_sequence(np.ones(60, bool))
+    seq.boxes[10:30, 2] = 0.0
+    seq.boxes[40:50] = np.nan
+    rng = np.random.default_rng(2)
+    for mode in ('causal', 'trident'):
+        sampler = TrainingSampler([ListDataset([seq])], mode=mode)
+        for _ in range(500):
+            templates, search = sampler.frame_ids(seq, rng)
+            for frame_id in (templates[0], search):
+                assert not (10 <= frame_id < 30 or 40 <= frame_id < 50), (mode, frame_id)
+
+
 def test_only_sequences_with_enough_visible_frames_are_used(paths, tmp_path):
     # causal: > 2 * (1 + 1) = 4 visible frames and >= 20 frames. The unusable sequences' frames do not exist on
     # disk, so reading any of them would raise MissingFrameError.
@@ -186,6 +199,18 @@ def test_deterministic_across_workers_and_epochs(video):
     again.set_epoch(3)
     assert torch.equal(again[2]['template_images'], single[0]['template_images'][2])
     assert not torch.equal(single[0]['search_image'][0], single[0]['search_image'][1])
+
+
+def test_persistent_workers_follow_set_epoch(video):
+    sampler = TrainingSampler([video], samples_per_epoch=4, mode='causal', **SMALL)
+    loader = torch.utils.data.DataLoader(sampler, batch_size=4, num_workers=1, persistent_workers=True)
+    sampler.set_epoch(1)
+    first = next(iter(loader))
+    sampler.set_epoch(2)
+    second = next(iter(loader))  # the same worker process, started in epoch 1
+    assert sampler.epoch == 2
+    assert torch.equal(second['search_image'], torch.stack([sampler[i]['search_image'] for i in range(4)]))
+    assert not torch.equal(first['search_image'], second['search_image'])
 
 
 def test_missing_frame_fails_fast_naming_the_file(paths, tmp_path):

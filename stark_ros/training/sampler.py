@@ -13,7 +13,9 @@ Frame choice, per sequence with visibility ``v`` (N frames):
   ``s`` independent random visible frames; the dynamic template any frame (invisible allowed) of
   ``[s, s + gap)`` if ``t0 >= s``, else of ``[s - gap, s)``, clipped to the sequence.
 
-Videos are used only with more than ``2 * (n_search + n_template)`` visible frames and at least 20 frames; image
+A frame counts as visible when the reader says so and its box is finite with a positive width and height (as in
+pytracking's readers, visible and valid). Videos are used only with more than ``2 * (n_search + n_template)``
+visible frames and at least 20 frames; image
 datasets (``is_video`` False) use their one frame for every slot. Stage 2 makes a negative with probability
 ``1 - positive_probability``: the search frame becomes a frame of the same video where the target is invisible,
 boxed by the centred ``W/8 x H/8`` box, or, if the video has none or is an image, a random frame of a random
@@ -29,7 +31,6 @@ import numpy as np
 import torch
 
 from ..datasets.base import DatasetError, read_frame
-from .augmentation import Augmentation
 from .processing import Processing
 
 #: Minimum length of a usable video, frames (STARK_FACTS.md section 12).
@@ -41,6 +42,14 @@ _TEMPLATES = {'causal': 1, 'trident': 2, 'trident_pro': 2}
 
 class SamplingError(DatasetError):
     """No acceptable sample was found within the allowed number of draws; the message counts the reasons."""
+
+
+def visible_frames(sequence):
+    """(N,) bool: the target is visible (reader's flag) and its box finite with width and height > 0."""
+    boxes = sequence.boxes
+    with np.errstate(invalid='ignore'):
+        valid = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    return sequence.visible & valid
 
 
 def centred_box(image_shape, fraction=8):
@@ -109,15 +118,24 @@ class TrainingSampler(torch.utils.data.Dataset):
         self.positive_probability = float(positive_probability)
         self.processing = Processing(template_size, template_factor, search_size, search_factor,
                                      template_scale_jitter, template_center_jitter, search_scale_jitter,
-                                     search_center_jitter, augmentation if augmentation is not None
-                                     else Augmentation())
+                                     search_center_jitter, augmentation)
         self.seed = int(seed)
         self.max_attempts = int(max_attempts)
-        self.epoch = 0
+        # in shared memory: DataLoader workers that outlive an epoch (persistent_workers=True) see set_epoch too
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self):
+        """The epoch whose samples ``__getitem__`` returns."""
+        return int(self._epoch)
 
     def set_epoch(self, epoch):
-        """Select the epoch whose samples ``__getitem__`` returns (call before each epoch, like DistributedSampler)."""
-        self.epoch = int(epoch)
+        """Select the epoch whose samples ``__getitem__`` returns; call it before iterating over the epoch.
+
+        The value lives in shared memory, so running DataLoader workers (``persistent_workers=True``) use it from
+        their next sample on.
+        """
+        self._epoch.fill_(int(epoch))
 
     def __len__(self):
         return self.samples_per_epoch
@@ -157,11 +175,12 @@ class TrainingSampler(torch.utils.data.Dataset):
 
     def _usable(self, sequence):
         """Official rule: more than 2 * (n_search + n_template) visible frames and at least 20 frames."""
-        return int(sequence.visible.sum()) > 2 * (1 + self.n_template) and len(sequence) >= MIN_SEQUENCE_LENGTH
+        return int(visible_frames(sequence).sum()) > 2 * (1 + self.n_template) \
+            and len(sequence) >= MIN_SEQUENCE_LENGTH
 
     def frame_ids(self, sequence, rng):
         """(template frame ids, search frame id) of a usable video, drawn as the mode says (module docstring)."""
-        visible_ids = np.flatnonzero(sequence.visible)
+        visible_ids = np.flatnonzero(visible_frames(sequence))
         if self.mode == 'causal':
             position = int(rng.integers(len(visible_ids) - 1))  # t0 must have a later visible frame
             t0, next_visible = int(visible_ids[position]), int(visible_ids[position + 1])
@@ -212,5 +231,4 @@ class TrainingSampler(torch.utils.data.Dataset):
         other = self._random_sequence(other_index, rng)
         frame_id = int(rng.integers(len(other)))
         image, box = frame(other, frame_id), np.asarray(other.boxes[frame_id], dtype=np.float64)
-        usable = other.visible[frame_id] and np.isfinite(box).all() and box[2] > 0 and box[3] > 0
-        return image, (box if usable else centred_box(image.shape))
+        return image, (box if visible_frames(other)[frame_id] else centred_box(image.shape))
