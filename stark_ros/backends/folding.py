@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..model.backbone import Bottleneck, FrozenBatchNorm2d, ResNetBody
+from ..model.efficientnet import EfficientNetLite, MBConvBlock
 from ..model.lightning import RepVGGBlock, fuse_repvgg
 
 _BATCH_NORMS = (FrozenBatchNorm2d, nn.BatchNorm2d)
@@ -54,7 +55,7 @@ def fold_conv_bn(conv, bn):
 def _fold_named_pairs(module, pairs):
     folded = 0
     for conv_name, bn_name in pairs:
-        conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+        conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
         if isinstance(conv, nn.Conv2d) and isinstance(bn, _BATCH_NORMS):
             setattr(module, conv_name, fold_conv_bn(conv, bn))
             setattr(module, bn_name, nn.Identity())
@@ -78,6 +79,8 @@ def fold_batchnorms(network):
     """Fold every batch norm of a STARK network into its convolution, in place; returns the number folded.
 
     * ResNet stem (``conv1``/``bn1``) and bottlenecks (``convN``/``bnN``, ``downsample.0``/``downsample.1``);
+    * EfficientNet-Lite stem/head (``_conv_stem``/``_bn0``, ``_conv_head``/``_bn1``) and MBConv blocks
+      (``_expand_conv``/``_bn0``, ``_depthwise_conv``/``_bn1``, ``_project_conv``/``_bn2``);
     * the corner head's ``conv -> BatchNorm2d -> ReLU`` sequences;
     * Lightning's RepVGG blocks, through :func:`stark_ros.model.fuse_repvgg` (branches and their batch norms into
       one 3x3 conv; STARK_FACTS.md section 14b).
@@ -96,6 +99,11 @@ def fold_batchnorms(network):
             folded += _fold_named_pairs(module, [('conv1', 'bn1')])
         elif isinstance(module, Bottleneck):
             folded += _fold_named_pairs(module, [('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3')])
+        elif isinstance(module, EfficientNetLite):
+            folded += _fold_named_pairs(module, [('_conv_stem', '_bn0'), ('_conv_head', '_bn1')])
+        elif isinstance(module, MBConvBlock):
+            folded += _fold_named_pairs(module, [('_expand_conv', '_bn0'), ('_depthwise_conv', '_bn1'),
+                                                 ('_project_conv', '_bn2')])
         elif isinstance(module, nn.Sequential):
             folded += _fold_sequential(module)
     left = [name for name, m in network.named_modules() if isinstance(m, _BATCH_NORMS)]

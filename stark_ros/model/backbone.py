@@ -17,6 +17,15 @@ BACKBONE_CHANNELS = 1024
 BACKBONE_STRIDE = 16
 
 
+def downsample_mask(masks, size):
+    """Padding mask at feature resolution: (B, H, W) bool -> (B, h, w) bool, ``size`` = (h, w).
+
+    Nearest interpolation, which samples input pixel ``(H/h)*i`` (the top-left pixel of every cell), as the
+    official backbone does (STARK_FACTS.md section 2); used by every backbone.
+    """
+    return F.interpolate(masks[None].float(), size=size).to(torch.bool)[0]
+
+
 class FrozenBatchNorm2d(nn.Module):
     """Batch norm with fixed statistics and affine parameters, all stored as buffers.
 
@@ -110,15 +119,21 @@ class Backbone(nn.Module):
     with nearest interpolation, which samples input pixel ``16*i`` (STARK_FACTS.md section 2).
     """
 
+    #: Stages that training updates (official rule: stem and layer1 stay frozen; STARK_FACTS.md section 12b).
+    trainable_layers = ('layer2', 'layer3')
+
     def __init__(self, depth):
         super().__init__()
         self.body = ResNetBody(depth)
         self.num_channels = BACKBONE_CHANNELS
 
+    def trainable_prefixes(self):
+        """Parameter-name prefixes (relative to this module) of the trainable part: ``body.layer2.``, ..."""
+        return tuple('body.%s.' % name for name in self.trainable_layers)
+
     def forward(self, images, masks):
         features = self.body(images)
-        feature_masks = F.interpolate(masks[None].float(), size=features.shape[-2:]).to(torch.bool)[0]
-        return features, feature_masks
+        return features, downsample_mask(masks, features.shape[-2:])
 
 
 def build_backbone(depth=50):

@@ -7,7 +7,7 @@ VARIANT_NAMES = tuple(VARIANTS) + ('lightning',)
 
 
 def build_network(variant, score_head=None, search_size=320, template_size=128):
-    """Build 's50', 'st50', 'st101' (:func:`build_stark`) or 'lightning' (:func:`build_stark_lightning`).
+    """Build 's50', 'st50', 'st101', 'lite0' (:func:`build_stark`) or 'lightning' (:func:`build_stark_lightning`).
 
     Raises:
         ValueError: unknown variant or sizes that do not fit the backbone stride.

@@ -200,17 +200,21 @@ def _strip_module_prefix(weights):
 def infer_variant(state_dict, fmt='official'):
     """Variant name and score-head presence from official-named keys.
 
-    Lightning has a RepVGG ``backbone.body.stage0``; ResNet-101 has ``layer3.22``. An official file without ``cls_head`` is STARK-S (official stage-1 ST files keep
+    Lightning has a RepVGG ``backbone.body.stage0``; lite0 an EfficientNet ``backbone.0.body._conv_stem``;
+    ResNet-101 has ``layer3.22``. An official file without ``cls_head`` is STARK-S (official stage-1 ST files keep
     their untrained score head); an MMTracking file without it is a stage-1 STARK-ST: two templates, no score
-    head, no template update (MMTRACK_FACTS.md section 6, D8).
+    head, no template update (MMTRACK_FACTS.md section 6, D8). A lite0 file without ``cls_head`` is a lite0
+    stage-1 model (two templates, no score head).
 
     Returns:
         ``(variant, has_score_head)``.
     """
     if any(k.startswith('backbone.body.stage0.') for k in state_dict):
         return 'lightning', False
-    depth = 101 if any(k.startswith('backbone.0.body.layer3.22.') for k in state_dict) else 50
     has_score = any(k.startswith('cls_head.') for k in state_dict)
+    if any(k.startswith('backbone.0.body._conv_stem.') for k in state_dict):
+        return 'lite0', has_score
+    depth = 101 if any(k.startswith('backbone.0.body.layer3.22.') for k in state_dict) else 50
     if not has_score and fmt != 'mmtracking' and depth == 50:
         return 's50', False
     return 'st%d' % depth, has_score
@@ -290,8 +294,8 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
     Args:
         checkpoint: path to an official or MMTracking checkpoint, or None for synthetic weights
             (:func:`stark_ros.model.synthetic.synthetic_state_dict`, seed ``seed``; boxes are then meaningless).
-        variant: 'auto' (inferred from the keys; st50 for synthetic weights), 's50', 'st50', 'st101' or
-            'lightning'.
+        variant: 'auto' (inferred from the keys; st50 for synthetic weights), 's50', 'st50', 'st101', 'lightning'
+            or 'lite0'.
         device: see :func:`resolve_device`.
         search_size, template_size: patch sides in pixels (the heads are built for ``size / 16`` cells).
         fuse: fold Lightning's RepVGG branches into single convolutions after loading (faster; boxes within
@@ -315,8 +319,10 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
         state_dict, fmt = extract_state_dict(read_checkpoint_file(checkpoint), str(checkpoint))
         inferred, has_score = infer_variant(state_dict, fmt)
         name = inferred if variant == 'auto' else variant
-        # Only MMTracking stage-1 files legitimately lack the score head of an ST model.
-        score_head = has_score if fmt == 'mmtracking' and name not in ('s50', 'lightning') else None
+        # Only MMTracking stage-1 files and lite0 stage-1 files legitimately lack the score head of an ST model.
+        score_head = None
+        if (fmt == 'mmtracking' and name not in ('s50', 'lightning')) or (name == inferred == 'lite0'):
+            score_head = has_score
         network = build_network(name, score_head, search_size, template_size)
         if name == 'lightning' and any('.rbr_reparam.' in k for k in state_dict):
             fuse_repvgg(network)

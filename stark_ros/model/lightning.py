@@ -20,7 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .backbone import FrozenBatchNorm2d
+from .backbone import FrozenBatchNorm2d, downsample_mask
 from .stark import xyxy_to_cxcywh
 from .transformer import EncoderLayer
 
@@ -129,8 +129,7 @@ class LightningBackbone(nn.Module):
 
     def forward(self, images, masks):
         features = self.body(images)
-        feature_masks = F.interpolate(masks[None].float(), size=features.shape[-2:]).to(torch.bool)[0]
-        return features, feature_masks
+        return features, downsample_mask(masks, features.shape[-2:])
 
 
 class LearnedPositionEmbedding(nn.Module):

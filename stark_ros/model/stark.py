@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .backbone import BACKBONE_STRIDE, build_backbone
+from .efficientnet import EfficientNetBackbone
 from .heads import build_box_head, build_score_head
 from .position_encoding import build_position_encoding
 from .transformer import build_transformer
@@ -20,19 +21,38 @@ from .transformer import build_transformer
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """What distinguishes the released models: ResNet depth, templates in the sequence, score head."""
+    """What distinguishes the variants: backbone, templates in the sequence, score head, transformer/head sizes.
+
+    Attributes:
+        name: variant name.
+        backbone: 'resnet50', 'resnet101' (STARK_FACTS.md section 2) or 'efficientnet_lite0' (:mod:`.efficientnet`).
+        num_templates: template token blocks before the search block.
+        score_head: whether the MLP score head exists.
+        hidden_dim, nheads, enc_layers, dec_layers, dim_feedforward: transformer sizes (section 5).
+        head_channels: first conv width of each corner-head tower (section 7, ``HEAD_DIM``).
+    """
 
     name: str
-    depth: int
+    backbone: str
     num_templates: int
     score_head: bool
+    hidden_dim: int = 256
+    nheads: int = 8
+    enc_layers: int = 6
+    dec_layers: int = 6
+    dim_feedforward: int = 2048
+    head_channels: int = 256
 
 
-#: The released variants (STARK_FACTS.md section 1).
+#: The released variants (STARK_FACTS.md section 1) and the project's own ``lite0``: EfficientNet-Lite0 backbone
+#: cut at stride 16 (:mod:`.efficientnet`), ST-style (two templates, score head), a smaller transformer and corner
+#: head chosen for the CPU budget (measurements in ``bench/README.md``).
 VARIANTS = {
-    's50': VariantSpec('s50', 50, 1, False),
-    'st50': VariantSpec('st50', 50, 2, True),
-    'st101': VariantSpec('st101', 101, 2, True),
+    's50': VariantSpec('s50', 'resnet50', 1, False),
+    'st50': VariantSpec('st50', 'resnet50', 2, True),
+    'st101': VariantSpec('st101', 'resnet101', 2, True),
+    'lite0': VariantSpec('lite0', 'efficientnet_lite0', 2, True, hidden_dim=128, nheads=4, enc_layers=2,
+                         dec_layers=2, dim_feedforward=512, head_channels=64),
 }
 
 
@@ -74,6 +94,15 @@ class Stark(nn.Module):
     @property
     def has_score_head(self):
         return hasattr(self, 'cls_head')
+
+    def backbone_trainable_prefixes(self):
+        """Parameter-name prefixes (network level) of the backbone parts that training updates.
+
+        Every other ``backbone.*`` parameter stays at its ImageNet value (``requires_grad=False`` in the trainer);
+        parameters outside the backbone all train. ResNet: ``layer2`` and ``layer3`` (STARK_FACTS.md section 2,
+        12b); lite0: MBConv blocks 3-10 (:attr:`.efficientnet.EfficientNetBackbone.trainable_blocks`).
+        """
+        return tuple('backbone.0.' + prefix for prefix in self.backbone[0].trainable_prefixes())
 
     def forward_backbone(self, images, masks):
         """Backbone + bottleneck + position encoding for one image batch, flattened to tokens.
@@ -132,26 +161,37 @@ def xyxy_to_cxcywh(boxes):
     return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
 
 
-def build_stark(variant='st50', score_head=None, search_size=320):
-    """Build a STARK network with official hyper-parameters (weights uninitialised: load a checkpoint).
+def build_stark(variant='st50', score_head=None, search_size=320, spec=None):
+    """Build a STARK network (weights uninitialised: load a checkpoint or the ImageNet backbone).
 
     Args:
-        variant: 's50', 'st50' or 'st101'.
-        score_head: override whether an ST model has its score head (False for MMTracking stage-1 files).
+        variant: a name of :data:`VARIANTS` ('s50', 'st50', 'st101', 'lite0').
+        score_head: override whether an ST-style model has its score head (False for stage-1 files).
         search_size: search region side in pixels; the corner head is built for ``search_size / 16`` cells.
+        spec: a :class:`VariantSpec` to build instead of ``VARIANTS[variant]`` (size experiments).
     Raises:
         ValueError: unknown variant, or a search size that is not a multiple of 16.
     """
-    if variant not in VARIANTS:
+    if spec is None and variant not in VARIANTS:
         raise ValueError('unknown STARK variant %r (known: %s)' % (variant, ', '.join(VARIANTS)))
     if search_size % BACKBONE_STRIDE:
         raise ValueError('search_size must be a multiple of %d, got %r' % (BACKBONE_STRIDE, search_size))
-    spec = VARIANTS[variant]
-    transformer = build_transformer()
-    backbone = BackboneWithPosition(build_backbone(spec.depth), build_position_encoding(transformer.d_model))
-    box_head = build_box_head(transformer.d_model, feat_sz=search_size // BACKBONE_STRIDE, stride=BACKBONE_STRIDE)
+    spec = VARIANTS[variant] if spec is None else spec
+    transformer = build_transformer(spec.hidden_dim, spec.nheads, spec.enc_layers, spec.dec_layers,
+                                    spec.dim_feedforward)
+    backbone = BackboneWithPosition(_build_trunk(spec.backbone), build_position_encoding(transformer.d_model))
+    box_head = build_box_head(transformer.d_model, spec.head_channels, feat_sz=search_size // BACKBONE_STRIDE,
+                              stride=BACKBONE_STRIDE)
     with_score = spec.score_head if score_head is None else score_head
     model = Stark(backbone, transformer, box_head, spec.num_templates,
                   cls_head=build_score_head(transformer.d_model) if with_score else None)
     model.variant = spec.name
     return model
+
+
+def _build_trunk(name):
+    if name == 'efficientnet_lite0':
+        return EfficientNetBackbone()
+    if name.startswith('resnet'):
+        return build_backbone(int(name[len('resnet'):]))
+    raise ValueError('unknown backbone %r' % (name,))
