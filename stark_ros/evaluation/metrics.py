@@ -122,7 +122,11 @@ def center_error(a, b, offset=-1.0, normalize_by=None):
 
 # ----------------------------------------------------------------------------------------------- helpers
 
+#: IoU thresholds: the got10k toolkit's ``linspace(0, 1, 21)``; pytracking's ``torch.arange(0, 1.05, 0.05)``
+#: (``i * 0.05``) is one ulp above it at 0.65 and 0.75, which decides an IoU of exactly 0.75 (OP75).
 OVERLAP_21 = np.linspace(0.0, 1.0, 21)
+OVERLAP_ARANGE = np.linspace(0.0, 1.0, 21)
+OVERLAP_ARANGE[[13, 15]] = np.nextafter(OVERLAP_ARANGE[[13, 15]], 1.0)
 PIXELS_51 = np.arange(0, 51, dtype=np.float64)
 NORMALIZED_51 = np.arange(0, 51, dtype=np.float64) / 100.0
 

@@ -21,7 +21,7 @@ averages the sequences' speeds); the others total frames / total seconds (per se
 """
 import numpy as np
 
-from .metrics import (NORMALIZED_51, OVERLAP_21, PIXELS_51, ResultsError, Scores, _check_finite_sizes,
+from .metrics import (NORMALIZED_51, OVERLAP_21, OVERLAP_ARANGE, PIXELS_51, ResultsError, Scores, _check_finite_sizes,
                       _check_lengths, _curve_scores, _mean_speed, _overall_fps, _require_gt, _success, _summaries,
                       _with_fps, _within, center_error, frames_per_second, iou_xywh, toolkit_iou)
 
@@ -61,12 +61,13 @@ def pytracking_curves(record, exclude_invalid_frames=False):
     _check_finite_sizes(record)
     _require_gt(record, 'pytracking')
     gt = np.asarray(record.gt, dtype=np.float64)
+    raw = np.array(record.pred, dtype=np.float64)
+    rows = min(len(gt), len(raw))
+    for i in range(1, rows):                             # a zero-size box stands for the previous one
+        if (raw[i, 2:] == 0).any():
+            raw[i] = raw[i - 1]
     pred = np.zeros_like(gt)
-    rows = min(len(gt), len(record.pred))
-    pred[:rows] = record.pred[:rows]                     # truncated or zero-padded to the ground truth's length
-    for i in range(1, len(pred)):                        # a zero-size box stands for the previous one
-        if (pred[i, 2:] == 0).any():
-            pred[i] = pred[i - 1]
+    pred[:rows] = raw[:rows]                             # then truncated or zero-padded to the ground truth
     pred[0] = gt[0]
     lasot = 'full_occlusion' in record.extra or 'out_of_view' in record.extra
     visible = ~(record.extra.get('full_occlusion', False) | record.extra.get('out_of_view', False)) if lasot \
@@ -81,7 +82,7 @@ def pytracking_curves(record, exclude_invalid_frames=False):
     length = int(valid.sum()) if exclude_invalid_frames else len(gt)
     if length <= 0:
         raise ResultsError('sequence %s: no valid frame to score' % record.name)
-    return {'success': _success(ious, OVERLAP_21, length), 'precision': _within(errors, PIXELS_51, length),
+    return {'success': _success(ious, OVERLAP_ARANGE, length), 'precision': _within(errors, PIXELS_51, length),
             'norm_precision': _within(normalized, NORMALIZED_51, length)}
 
 
@@ -89,7 +90,8 @@ def pytracking(records, exclude_invalid_frames=False):
     """pytracking protocol (the default): success AUC (mean of the 21-point curve, IoU ``>``), OP50, OP75,
     precision at 20 px and normalized precision at 0.20 (``<=``), sequence-averaged; FPS = frames / seconds."""
     _require_records(records)
-    return _one_pass_scores('pytracking', records, lambda r: pytracking_curves(r, exclude_invalid_frames))
+    return _one_pass_scores('pytracking', records, lambda r: pytracking_curves(r, exclude_invalid_frames),
+                            dict(THRESHOLDS, success=OVERLAP_ARANGE))
 
 
 # --------------------------------------------------------------------------------------------- got10k toolkit
@@ -197,7 +199,7 @@ def lasot_curves(record):
     errors = center_error(pred, gt)
     normalized = center_error(pred, gt, normalize_by=gt[:, 2:])
     ious[failed], errors[failed], normalized[failed] = -1.0, np.inf, np.inf
-    return {'success': _success(ious, OVERLAP_21, len(gt)), 'precision': _within(errors, PIXELS_51, len(gt)),
+    return {'success': _success(ious, OVERLAP_ARANGE, len(gt)), 'precision': _within(errors, PIXELS_51, len(gt)),
             'norm_precision': _within(normalized, NORMALIZED_51, len(gt))}
 
 
@@ -205,7 +207,7 @@ def lasot(records):
     """LaSOT protocol: success AUC (mean of the curve), precision and normalized precision at index 21 of the
     MATLAB curves (20 px, 0.20), sequence-averaged."""
     _require_records(records)
-    return _one_pass_scores('lasot', records, lasot_curves)
+    return _one_pass_scores('lasot', records, lasot_curves, dict(THRESHOLDS, success=OVERLAP_ARANGE))
 
 
 TRACKINGNET_THRESHOLDS = {'success': OVERLAP_21, 'precision': np.linspace(0.0, 50.0, 21),
