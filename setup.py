@@ -25,7 +25,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(include=[PACKAGE, PACKAGE + '.*']),
-    package_data={PACKAGE + '.training': ['configs/*.yaml']},
+    package_data={PACKAGE + '.datasets': ['lasot_test.txt'], PACKAGE + '.training': ['configs/*.yaml']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -44,6 +44,7 @@ setup(
             'tracker_node = stark_ros.ros.tracker_node:main',
             'stark_track = stark_ros.track:main',
             'stark_demo = stark_ros.demo:main',
+            'stark_evaluate = stark_ros.evaluate:main',
             'stark_train = stark_ros.train:main',
         ],
     },

@@ -90,7 +90,20 @@ read -r PYVER SITE < <("$VPY" -c 'import sys, sysconfig; print(sys.version.split
 H="$(hash_inputs requirements.txt)"
 if ! stamp_ok requirements "$H"; then
     log "installing requirements.txt (ROS 2 wheels, torch CPU, OpenCV, test tools)"
+    # The OpenCV wheels all install the same cv2 module: a venv made before the switch to the contrib build
+    # (CSRT / KCF) holds opencv-python-headless, whose removal would also delete the contrib build's files.
+    OTHER_CV=$("$VPY" -m pip --disable-pip-version-check list --format=freeze 2>/dev/null \
+        | grep -i -E '^opencv-(python|python-headless|contrib-python)==' | cut -d= -f1 || true)
+    if [ -n "$OTHER_CV" ]; then
+        log "removing $(echo $OTHER_CV) (replaced by opencv-contrib-python-headless)"
+        pip_q uninstall -y $OTHER_CV || true
+    fi
     pip_q install -r requirements.txt || { log "ERROR: pip install -r requirements.txt failed"; exit 1; }
+    if ! "$VPY" -c 'import cv2; cv2.TrackerCSRT_create' >/dev/null 2>&1; then
+        log "reinstalling opencv-contrib-python-headless (cv2 incomplete)"
+        pip_q install --force-reinstall --no-deps "$(grep -E '^opencv-contrib-python-headless==' requirements.txt)" \
+            || { log "ERROR: reinstalling OpenCV failed"; exit 1; }
+    fi
 
     # The wheels' exported CMake files hard-code the wheel build machine's Python and numpy
     # include folders; point them at this interpreter's (idempotent: only old strings are replaced).
@@ -173,7 +186,7 @@ if ! stamp_ok stark_ros "$H" || [ ! -x "$VENV/lib/stark_ros/tracker_node" ]; the
     # ros2 run / launch_ros look for executables in PREFIX/lib/PKG (colcon puts them there via
     # setup.cfg); pip puts console scripts in PREFIX/bin, so link them into lib/stark_ros too.
     mkdir -p "$VENV/lib/stark_ros"
-    for exe in tracker_node stark_track stark_demo; do
+    for exe in tracker_node stark_track stark_demo stark_evaluate; do
         ln -sfn "../../bin/$exe" "$VENV/lib/stark_ros/$exe"
     done
     stamp_set stark_ros "$H"

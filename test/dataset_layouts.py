@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -84,8 +85,9 @@ def write_got10k(split_root, name='GOT-10k_Val_000001', source='crossing', count
         _write_rows(os.path.join(folder, 'absence.label'), absence[:, None], fmt='%d')
         _write_rows(os.path.join(folder, 'cover.label'), cover[:, None], fmt='%d')
         _write_rows(os.path.join(folder, 'cut_by_image.label'), np.zeros((count, 1)), fmt='%d')
+    height, width = cv2.imread(written[0]).shape[:2]
     with open(os.path.join(folder, 'meta_info.ini'), 'w') as handle:
-        handle.write('[METAINFO]\nobject_class: person\n')
+        handle.write('[METAINFO]\nobject_class: person\nresolution: (%d, %d)\n' % (width, height))
     with open(os.path.join(split_root, 'list.txt'), 'a') as handle:
         handle.write(name + '\n')
     return written, boxes, absence, cover

@@ -14,7 +14,7 @@ _SEPARATORS = re.compile(r'[,;\s]+')
 
 
 def read_rows(path, widths=(4,)):
-    """Read a box file: one row per non-empty line, numbers separated by commas, semicolons, tabs or spaces.
+    """Read a box file (annotation or tracker results): one row per non-empty line, numbers separated by commas, semicolons, tabs or spaces.
 
     Args:
         path: the text file.
@@ -27,7 +27,7 @@ def read_rows(path, widths=(4,)):
             (the message names the file and the line).
     """
     if not os.path.isfile(path):
-        raise DatasetError('annotation file %s does not exist' % path)
+        raise DatasetError('file %s does not exist' % path)
     rows, width = [], None
     with open(path, encoding='utf-8-sig') as handle:
         for number, line in enumerate(handle, 1):
@@ -48,7 +48,7 @@ def read_rows(path, widths=(4,)):
             except ValueError:
                 raise DatasetError('%s line %d: not a number in %r' % (path, number, text)) from None
     if not rows:
-        raise DatasetError('annotation file %s is empty' % path)
+        raise DatasetError('file %s is empty' % path)
     return np.asarray(rows, dtype=np.float64)
 
 

@@ -1,0 +1,146 @@
+"""The trackers the evaluation runs through one runner: STARK (any checkpoint / variant / backend / precision the
+node accepts) and OpenCV's CSRT and KCF (what a robotics user would pick instead).
+
+A tracker is named on the command line by a spec ``[label=]kind[:key=value[:key=value...]]``, e.g. ``csrt``,
+``stark``, ``lite=stark:variant=lightning:backend=openvino``. Every adapter has ``initialize(image, box)`` and
+``track(image) -> box``; boxes are ``(x, y, w, h)`` in pixels; images are (H, W, 3) uint8, BGR for the OpenCV
+trackers (``bgr = True``) and RGB for STARK.
+"""
+from dataclasses import dataclass
+from typing import Tuple
+
+import cv2
+
+from ..errors import StarkError
+
+KINDS = ('csrt', 'kcf', 'stark')
+#: options a ``stark`` spec accepts (keys as on the command line, ``-`` or ``_``), with their types
+STARK_OPTIONS = {'checkpoint': str, 'variant': str, 'device': str, 'backend': str, 'precision': str,
+                 'update_interval': int, 'score_threshold': float, 'seed': int}
+
+
+class OpenCVTracker:
+    """OpenCV's CSRT or KCF with default parameters (``opencv-contrib-python-headless``).
+
+    The init box is rounded to integers (OpenCV takes an integer rectangle); when ``update()`` reports failure the
+    previous box is kept (``../shared/eval/README.md`` measured them the same way).
+
+    Raises (on construction):
+        StarkError: this OpenCV build has no such tracker (the plain ``opencv-python`` lacks the contrib modules).
+    """
+
+    bgr = True
+
+    def __init__(self, kind):
+        factory = getattr(cv2, {'csrt': 'TrackerCSRT_create', 'kcf': 'TrackerKCF_create'}[kind], None)
+        if factory is None:
+            raise StarkError('OpenCV %s %s has no %s tracker: install opencv-contrib-python-headless (see '
+                             'requirements.txt)' % (cv2.__version__, cv2.__file__, kind.upper()))
+        self._factory = factory
+        self._tracker = None
+        self._box = None
+        self.description = 'OpenCV %s %s' % (cv2.__version__, kind.upper())
+
+    def initialize(self, image, box):
+        rect = tuple(int(round(v)) for v in box)
+        if rect[2] <= 0 or rect[3] <= 0:
+            raise StarkError('init box %r is empty after rounding to integers' % (tuple(box),))
+        self._tracker = self._factory()
+        self._tracker.init(image, rect)
+        self._box = tuple(float(v) for v in box)
+
+    def track(self, image):
+        ok, rect = self._tracker.update(image)
+        if ok:
+            self._box = tuple(float(v) for v in rect)
+        return self._box
+
+
+class StarkAdapter:
+    """:class:`stark_ros.tracker.StarkTracker` built by ``StarkTracker.from_checkpoint`` (options passed through:
+    the variant string is never interpreted here). Warmed up once, so the first sequence's speed is not skewed.
+
+    Raises (on construction):
+        CheckpointError / ValueError: as ``StarkTracker.from_checkpoint``.
+    """
+
+    bgr = False
+
+    def __init__(self, checkpoint=None, variant='auto', device='cpu', backend='torch', precision=None,
+                 update_interval=200, score_threshold=0.5, seed=0):
+        from ..tracker import StarkTracker, TrackerParams
+        params = TrackerParams(update_interval=update_interval, score_threshold=score_threshold)
+        self.tracker = StarkTracker.from_checkpoint(checkpoint, variant, device, params, seed=seed, backend=backend,
+                                                    precision=precision)
+        self.tracker.warm_up()
+        info = self.tracker.info
+        self.synthetic = self.tracker.synthetic_weights
+        self.description = 'STARK %s (%s, %s %s%s)' % (
+            info.get('variant'), 'SYNTHETIC weights' if self.synthetic else checkpoint, info.get('backend', backend),
+            info.get('precision', precision or 'fp32'), ', ' + info['device'] if 'device' in info else '')
+
+    def initialize(self, image, box):
+        self.tracker.initialize(image, box)
+
+    def track(self, image):
+        return self.tracker.track(image).box
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """A tracker to run: its results label, its kind and its options (picklable, for worker processes)."""
+
+    label: str
+    kind: str
+    options: Tuple[Tuple[str, object], ...] = ()
+
+    def build(self):
+        """Construct the adapter (loads the network for STARK)."""
+        if self.kind == 'stark':
+            return StarkAdapter(**dict(self.options))
+        return OpenCVTracker(self.kind)
+
+
+def parse_tracker_specs(text, stark_defaults=None):
+    """Parse ``--trackers`` (comma-separated specs) into :class:`TrackerSpec`.
+
+    Args:
+        text: e.g. ``'csrt,kcf,stark'`` or ``'csrt,lite=stark:variant=lightning,st50=stark:checkpoint=ST50.pth'``.
+        stark_defaults: options every ``stark`` spec starts from (the command line's ``--checkpoint`` etc.).
+    Raises:
+        ValueError: unknown kind or option, a malformed value, an option on an OpenCV tracker, a repeated label.
+    """
+    specs = []
+    for item in (part.strip() for part in text.split(',')):
+        if not item:
+            continue
+        label, _, body = item.rpartition('=') if '=' in item.split(':', 1)[0] else ('', '', item)
+        kind, *pairs = body.split(':')
+        kind = kind.strip().lower()
+        if kind not in KINDS:
+            raise ValueError('unknown tracker %r in %r (known: %s)' % (kind, item, ', '.join(KINDS)))
+        options = dict(stark_defaults or {}) if kind == 'stark' else {}
+        for pair in pairs:
+            key, sep, value = pair.partition('=')
+            key = key.strip().replace('-', '_')
+            if kind != 'stark':
+                raise ValueError('tracker %s takes no options, got %r' % (kind, pair))
+            if not sep or key not in STARK_OPTIONS:
+                raise ValueError('bad STARK option %r in %r (known: %s)' % (pair, item, ', '.join(STARK_OPTIONS)))
+            try:
+                options[key] = STARK_OPTIONS[key](value)
+            except ValueError:
+                raise ValueError('STARK option %s: %r is not a %s' % (key, value, STARK_OPTIONS[key].__name__)) \
+                    from None
+        specs.append(TrackerSpec(label.strip() or kind, kind, tuple(sorted(options.items()))))
+    labels = [s.label for s in specs]
+    repeated = sorted({l for l in labels if labels.count(l) > 1})
+    if repeated:
+        raise ValueError('tracker label(s) %s given twice: name them, e.g. fast=stark:backend=openvino'
+                         % ', '.join(repeated))
+    if not specs:
+        raise ValueError('no tracker given')
+    for spec in specs:
+        if not spec.label.replace('-', '').replace('_', '').replace('.', '').isalnum():
+            raise ValueError('tracker label %r: use letters, digits, -, _ and . only (it names a folder)' % spec.label)
+    return specs
