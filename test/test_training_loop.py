@@ -200,3 +200,14 @@ def test_torchrun_one_failing_rank_ends_the_whole_run(tmp_path, data_root):
     assert 'rank 1 fails at epoch 1, iteration 2' in run.stderr
     assert 'training finished' not in run.stderr
     assert seconds < 90          # the other rank waits in a collective until torchrun stops it (timeout is 300 s)
+
+
+def test_evaluation_every_k_epochs_through_stark_evaluate(tmp_path, data_root):
+    trainer = _trainer(tmp_path, data_root, samples=2, batch=2, epochs=2, small=False,
+                       extra=['eval.interval=2', 'eval.dataset=%s' % data_root, 'eval.max_frames=5'])
+    trainer.run()
+    with open(str(tmp_path / 'eval.csv'), newline='') as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row['epoch'] for row in rows] == ['2']                       # epoch 1 is not a multiple of 2
+    assert 0.0 <= float(rows[0]['AUC']) <= 1.0 and float(rows[0]['FPS']) > 0       # pytracking protocol keys
+    assert os.path.isdir(str(tmp_path / 'eval' / 'ep0002'))

@@ -67,12 +67,15 @@ DEFAULTS = {
     },
     'eval': {
         'interval': 0,                   # epochs between tracking evaluations (stark_ros.evaluate); 0 = never
-        'dataset': None,                 # evaluation dataset entry for stark_ros.evaluate
-        'max_sequences': None,
+        'dataset': None,                 # dataset folder for stark_ros.evaluate (any layout it reads)
+        'protocol': 'pytracking',        # its --protocol
+        'max_frames': None,              # its --max-frames (quick checks)
+        'sequences': None,               # its --sequences (comma-separated names)
     },
     'dist': {
         'backend': None,                 # None = nccl on CUDA, gloo on CPU
-        'timeout_s': 600,                # collective timeout: a rank waiting longer fails instead of hanging
+        'timeout_s': 1800,               # collective timeout: a rank waiting longer fails instead of hanging
+                                         # (the others wait this long for rank 0's evaluation)
     },
 }
 
@@ -185,6 +188,8 @@ def _check_consistency(config):
     for key in ('keep_last', 'keep_every'):
         if config['checkpoint'][key] < 0:
             raise ConfigError('checkpoint.%s must be >= 0' % key)
+    if config['eval']['interval'] and not config['eval']['dataset']:
+        raise ConfigError('eval.interval is set but eval.dataset is not')
     for entry in data['train'] + data['val']:
         if not isinstance(entry, dict) or 'type' not in entry:
             raise ConfigError('every data.train / data.val entry must be a mapping with a "type", got %r' % (entry,))

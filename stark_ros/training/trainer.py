@@ -24,6 +24,7 @@ from .checkpointing import (capture_rng_state, checkpoint_path, list_checkpoints
                             read_training_checkpoint, restore_rng_state, save_atomic)
 from .config import dump_config
 from .distributed import all_reduce_mean, barrier, gather_objects
+from .evaluation_hook import append_scores, evaluate_checkpoint
 from .network import (backbone_trainable, build_training_network, freeze_for_stage, load_stage1_weights,
                       parameter_groups, set_train_mode)
 from .progress import CsvLog, Meter, ProgressBar
@@ -280,10 +281,22 @@ class Trainer:
         if self.context.is_main:
             path = checkpoint_path(self.checkpoint_dir, self.net_type, self.epoch)
             save_atomic(state, path)
+            self.log('epoch %d: %s -> %s' % (self.epoch, _format(stats), path))
+            interval = self.config['eval']['interval']
+            if interval and self.epoch % interval == 0:       # the other processes wait at the barrier
+                self.evaluate(path)
             keep = self.config['checkpoint']
             prune_checkpoints(self.checkpoint_dir, keep['keep_last'], keep['keep_every'])
-            self.log('epoch %d: %s -> %s' % (self.epoch, _format(stats), path))
         barrier(self.context)
+
+    def evaluate(self, path):
+        """Tracking evaluation of the checkpoint ``path`` (:mod:`.evaluation_hook`); returns the overall scores."""
+        out = os.path.join(self.out_dir, 'eval', 'ep%04d' % self.epoch)
+        device = 'cpu' if self.context.device.type == 'cpu' else str(self.context.device)
+        overall, table = evaluate_checkpoint(path, self.config['eval'], out, device)
+        append_scores(os.path.join(self.out_dir, 'eval.csv'), self.epoch, overall)
+        self.log('epoch %d evaluation on %s:\n%s' % (self.epoch, self.config['eval']['dataset'], table.rstrip()))
+        return overall
 
 
 def _format(values):
