@@ -186,7 +186,7 @@ if ! stamp_ok stark_ros "$H" || [ ! -x "$VENV/lib/stark_ros/tracker_node" ]; the
     # ros2 run / launch_ros look for executables in PREFIX/lib/PKG (colcon puts them there via
     # setup.cfg); pip puts console scripts in PREFIX/bin, so link them into lib/stark_ros too.
     mkdir -p "$VENV/lib/stark_ros"
-    for exe in tracker_node stark_track stark_demo stark_evaluate; do
+    for exe in tracker_node stark_track stark_demo stark_evaluate stark_train; do
         ln -sfn "../../bin/$exe" "$VENV/lib/stark_ros/$exe"
     done
     stamp_set stark_ros "$H"

@@ -26,6 +26,7 @@ EXECUTABLES = {
     'tracker_node': 'stark_ros.ros.tracker_node:main',
     'stark_track': 'stark_ros.track:main',
     'stark_demo': 'stark_ros.demo:main',
+    'stark_train': 'stark_ros.train:main',
 }
 
 

@@ -211,3 +211,16 @@ def test_evaluation_every_k_epochs_through_stark_evaluate(tmp_path, data_root):
     assert [row['epoch'] for row in rows] == ['2']                       # epoch 1 is not a multiple of 2
     assert 0.0 <= float(rows[0]['AUC']) <= 1.0 and float(rows[0]['FPS']) > 0       # pytracking protocol keys
     assert os.path.isdir(str(tmp_path / 'eval' / 'ep0002'))
+
+
+@pytest.mark.parametrize('amp', [False, True])
+def test_gradients_are_clipped_with_and_without_amp(tmp_path, data_root, amp):
+    # CPU AMP is bfloat16 autocast (no loss scaling); on CUDA the float16 gradients are unscaled before clipping
+    trainer = _trainer(tmp_path, data_root, samples=2, batch=2, extra=['train.amp=%s' % str(amp).lower()])
+    trainer.train_set.set_epoch(1)
+    batch = torch.utils.data.default_collate([trainer.train_set[i] for i in range(2)])
+    trainer.network.train()
+    terms = trainer.train_step(batch, 1, 1)
+    assert np.isfinite(terms['loss'])
+    grads = [p.grad for p in trainer.network.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) <= 0.1 + 1e-5
