@@ -89,6 +89,13 @@ def test_console_script_entry_points(name):
     assert eps[name].dist.name == 'stark_ros'
 
 
+def test_training_recipes_are_installed():
+    """stark_train finds its YAML recipes in the installed package (package_data in setup.py)."""
+    files = {str(f) for f in importlib.metadata.distribution('stark_ros').files}
+    for name in ('st50_stage1', 'st50_stage2', 's50', 'lightning', 'lite0_stage1'):
+        assert 'stark_ros/training/configs/%s.yaml' % name in files, name
+
+
 def test_tracker_node_entry_point_resolves():
     ep = next(ep for ep in importlib.metadata.entry_points(group='console_scripts') if ep.name == 'tracker_node')
     assert callable(ep.load())

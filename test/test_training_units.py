@@ -177,12 +177,3 @@ def test_stage2_start_allows_only_the_score_head_missing(tmp_path):
     loaded, info = load_network(path)
     assert info['variant'] == 's50'
 
-
-def test_recipes_are_installed_with_the_package():
-    """The recipes ship as package data (setup.py), so an installed stark_train finds them."""
-    import importlib.util
-    import pathlib
-    import re
-    setup_text = (pathlib.Path(__file__).resolve().parents[1] / 'setup.py').read_text()
-    assert re.search(r"'\.training': \['configs/\*\.yaml'\]", setup_text)
-    assert importlib.util.find_spec('stark_ros.train') is not None
