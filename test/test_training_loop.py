@@ -224,3 +224,12 @@ def test_gradients_are_clipped_with_and_without_amp(tmp_path, data_root, amp):
     assert np.isfinite(terms['loss'])
     grads = [p.grad for p in trainer.network.parameters() if p.requires_grad and p.grad is not None]
     assert grads and torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) <= 0.1 + 1e-5
+
+
+def test_validation_loss_every_k_epochs(tmp_path, data_root):
+    _trainer(tmp_path, data_root, samples=2, batch=2, epochs=2,
+             extra=['data.val=[{type: got10k, root: ., split: train_full}]', 'data.val_samples_per_epoch=4',
+                    'train.val_interval=2']).run()
+    val = [r for r in _log_rows(tmp_path) if r['phase'] == 'val']
+    assert [r['epoch'] for r in val] == ['2'] and val[0]['iteration'] == '2'       # 4 samples / batch 2
+    assert np.isfinite(float(val[0]['loss'])) and float(val[0]['giou']) > 0

@@ -205,7 +205,7 @@ class Trainer:
         return epoch_meter.means()
 
     def train_step(self, batch, epoch, iteration):
-        """Forward, non-finite check (all processes agree), backward, clipping, optimizer step.
+        """Forward, non-finite check (all processes agree), backward, clipping (non-finite norm: error), step.
 
         Returns:
             dict of floats, the terms averaged over processes.
@@ -229,7 +229,11 @@ class Trainer:
         clip = self.config['train']['grad_clip_norm']
         if clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_([p for p in self.network.parameters() if p.requires_grad], clip)
+            norm = torch.nn.utils.clip_grad_norm_([p for p in self.network.parameters() if p.requires_grad], clip)
+            # float16 loss scaling skips such steps by itself; otherwise a non-finite gradient is fatal
+            if not self.scaler.is_enabled() and not torch.isfinite(norm):
+                raise TrainingError('non-finite gradient norm at epoch %d, iteration %d (loss %s)'
+                                    % (epoch, iteration, _format(values)))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return values
