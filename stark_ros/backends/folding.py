@@ -52,6 +52,36 @@ def fold_conv_bn(conv, bn):
     return fused
 
 
+@torch.no_grad()
+def fold_same_padding(pad, conv):
+    """A symmetric-padding :class:`nn.Conv2d` equal to ``conv(pad(x))`` for a TensorFlow 'SAME' stride-2 pad.
+
+    For a stride-2 kxk conv on an even input, 'SAME' pads ``b = (k - 2) // 2`` before, so output i reads input
+    rows ``2i - b .. 2i - b + k - 1``. A (k+2)x(k+2) kernel with padding ``k // 2 + 1`` reads
+    ``2i - k // 2 - 1 .. 2i + k // 2 + 1``; placing the kxk kernel at offset 2 (zeros in the first two rows and
+    columns) reads exactly the same pixels, with the same zero padding, and gives the same output size n / 2.
+    This saves the padded copy of the (largest) activation for some extra multiply-adds by zero. Valid for even
+    input sizes, which every multiple-of-16 patch gives at every stride-2 layer up to stride 16.
+
+    Args:
+        pad: :class:`stark_ros.model.efficientnet.SamePad` with stride 2.
+        conv: the stride-2 conv after it, ``padding=0``.
+    Raises:
+        ValueError: another stride or a conv that already pads.
+    """
+    if pad.stride != 2 or tuple(conv.stride) != (2, 2) or tuple(conv.padding) != (0, 0) or pad.kernel % 2 == 0:
+        raise ValueError('fold_same_padding handles odd-kernel stride-2 convs with padding 0 only')
+    k = pad.kernel
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, k + 2, 2, k // 2 + 1, groups=conv.groups,
+                      bias=conv.bias is not None).to(device=conv.weight.device, dtype=conv.weight.dtype)
+    fused.weight.zero_()
+    fused.weight[:, :, 2:, 2:] = conv.weight
+    if conv.bias is not None:
+        fused.bias.copy_(conv.bias)
+    fused.requires_grad_(False)
+    return fused
+
+
 def _fold_named_pairs(module, pairs):
     folded = 0
     for conv_name, bn_name in pairs:
@@ -80,7 +110,8 @@ def fold_batchnorms(network):
 
     * ResNet stem (``conv1``/``bn1``) and bottlenecks (``convN``/``bnN``, ``downsample.0``/``downsample.1``);
     * EfficientNet-Lite stem/head (``_conv_stem``/``_bn0``, ``_conv_head``/``_bn1``) and MBConv blocks
-      (``_expand_conv``/``_bn0``, ``_depthwise_conv``/``_bn1``, ``_project_conv``/``_bn2``);
+      (``_expand_conv``/``_bn0``, ``_depthwise_conv``/``_bn1``, ``_project_conv``/``_bn2``), and their 'SAME'
+      stride-2 paddings into the convolutions (:func:`fold_same_padding`; inputs of even size);
     * the corner head's ``conv -> BatchNorm2d -> ReLU`` sequences;
     * Lightning's RepVGG blocks, through :func:`stark_ros.model.fuse_repvgg` (branches and their batch norms into
       one 3x3 conv; STARK_FACTS.md section 14b).
@@ -101,9 +132,12 @@ def fold_batchnorms(network):
             folded += _fold_named_pairs(module, [('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3')])
         elif isinstance(module, EfficientNetLite):
             folded += _fold_named_pairs(module, [('_conv_stem', '_bn0'), ('_conv_head', '_bn1')])
+            module._stem_pad, module._conv_stem = None, fold_same_padding(module._stem_pad, module._conv_stem)
         elif isinstance(module, MBConvBlock):
             folded += _fold_named_pairs(module, [('_expand_conv', '_bn0'), ('_depthwise_conv', '_bn1'),
                                                  ('_project_conv', '_bn2')])
+            if module._pad is not None:
+                module._pad, module._depthwise_conv = None, fold_same_padding(module._pad, module._depthwise_conv)
         elif isinstance(module, nn.Sequential):
             folded += _fold_sequential(module)
     left = [name for name, m in network.named_modules() if isinstance(m, _BATCH_NORMS)]

@@ -202,9 +202,10 @@ class OneDnnConv(nn.Module):
     Args:
         conv: the convolution (batch norms already folded into it).
         relu: apply ReLU in the same kernel.
+        relu6: apply ReLU6 (``hardtanh`` 0..6) in the same kernel instead.
     """
 
-    def __init__(self, conv, relu=False):
+    def __init__(self, conv, relu=False, relu6=False):
         super().__init__()
         if conv.padding_mode != 'zeros' or isinstance(conv.padding, str):
             raise ValueError('OneDnnConv needs numeric zero padding, got %r / %r' % (conv.padding_mode, conv.padding))
@@ -213,7 +214,8 @@ class OneDnnConv(nn.Module):
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().float(), requires_grad=False)
         self.padding, self.stride = _pair(conv.padding), _pair(conv.stride)
         self.dilation, self.groups = _pair(conv.dilation), conv.groups
-        self.attr = 'relu' if relu else 'none'
+        self.attr = 'hardtanh' if relu6 else 'relu' if relu else 'none'
+        self.scalars = [0.0, 6.0] if relu6 else []
         self._packed = {}
         self._op = _conv_op()
 
@@ -230,10 +232,10 @@ class OneDnnConv(nn.Module):
         weight = self._packed_weight(tuple(x.shape))
         geometry = (self.padding, self.stride, self.dilation, self.groups)
         if residual is None:
-            return self._op(x, weight, self.bias, *geometry, self.attr, [], '')
+            return self._op(x, weight, self.bias, *geometry, self.attr, self.scalars, '')
         residual = residual.contiguous(memory_format=torch.channels_last)
         return self._op.binary(x, residual, weight, self.bias, *geometry, 'add', None,
-                               self.attr if self.attr != 'none' else None, [], '')
+                               self.attr if self.attr != 'none' else None, self.scalars, '')
 
 
 class OneDnnBottleneck(nn.Module):
@@ -263,22 +265,52 @@ class OneDnnBottleneck(nn.Module):
         return self.conv3(self.conv2(self.conv1(x)), residual=identity)
 
 
+class OneDnnMBConv(nn.Module):
+    """A folded EfficientNet-Lite block (:class:`stark_ros.model.efficientnet.MBConvBlock`) as fused oneDNN kernels.
+
+    ``relu6(expand x) -> relu6(depthwise .) -> project . [+ x]`` (the residual added inside the projection
+    kernel). The batch norms and the 'SAME' padding must be folded first (:func:`.folding.fold_batchnorms`).
+    Shapes as the original block.
+    """
+
+    def __init__(self, block):
+        super().__init__()
+        left = [name for name in ('_bn0', '_bn1', '_bn2') if hasattr(block, name)
+                and not isinstance(getattr(block, name), nn.Identity)]
+        if left or block._pad is not None:
+            raise ValueError('fold the batch norms and the padding before converting a block (%s)'
+                             % ', '.join(left or ['_pad']))
+        self.expand = OneDnnConv(block._expand_conv, relu6=True) if hasattr(block, '_expand_conv') else None
+        self.depthwise = OneDnnConv(block._depthwise_conv, relu6=True)
+        self.project = OneDnnConv(block._project_conv)
+        self.residual = block.residual
+
+    def forward(self, x):
+        y = x if self.expand is None else self.expand(x)
+        return self.project(self.depthwise(y), residual=x if self.residual else None)
+
+
 def use_onednn_convolutions(module):
     """Replace, in place, the fp32 convolutions under ``module`` by oneDNN kernels; returns the count replaced.
 
     Batch norms must be folded first (:func:`stark_ros.backends.folding.fold_batchnorms`). Bottlenecks become
-    :class:`OneDnnBottleneck`; a convolution followed (after folded-away ``nn.Identity`` layers) by an
+    :class:`OneDnnBottleneck`, EfficientNet blocks :class:`OneDnnMBConv` (and the stem gets its ReLU6 fused); a convolution followed (after folded-away ``nn.Identity`` layers) by an
     ``nn.ReLU`` in a ``nn.Sequential``, or by the ``relu`` module of a ResNet stem, gets the ReLU fused;
     any other ``nn.Conv2d`` becomes a plain :class:`OneDnnConv`. Only for fp32 inference on a CPU where
     :func:`onednn_linear_available` holds.
     """
     from ..model.backbone import Bottleneck, ResNetBody
+    from ..model.efficientnet import EfficientNetLite, MBConvBlock
 
     if isinstance(module, nn.Conv2d):
         raise TypeError('pass the module that holds the convolution (it is replaced in its parent)')
     count = 0
     if isinstance(module, ResNetBody) and isinstance(module.relu, nn.ReLU) and isinstance(module.bn1, nn.Identity):
         module.conv1, module.relu = OneDnnConv(module.conv1, relu=True), nn.Identity()
+        count += 1
+    if (isinstance(module, EfficientNetLite) and isinstance(module._bn0, nn.Identity)
+            and not hasattr(module, '_conv_head')):    # the stem's ReLU6 module is shared with the head
+        module._conv_stem, module.activation = OneDnnConv(module._conv_stem, relu6=True), nn.Identity()
         count += 1
     if isinstance(module, nn.Sequential):
         names = list(module._modules)
@@ -297,6 +329,9 @@ def use_onednn_convolutions(module):
         if isinstance(child, Bottleneck):
             setattr(module, name, OneDnnBottleneck(child))
             count += 3 + (child.downsample is not None)
+        elif isinstance(child, MBConvBlock):
+            setattr(module, name, OneDnnMBConv(child))
+            count += 2 + hasattr(child, '_expand_conv')
         elif isinstance(child, nn.Conv2d):
             setattr(module, name, OneDnnConv(child))
             count += 1

@@ -190,8 +190,8 @@ class TorchFastEngine(Engine):
             net.bottleneck = _conv_part(net.bottleneck, dtype, cl)
             net.box_head.conv_tower = _conv_part(net.box_head.conv_tower, dtypes['box_head'], cl)
         else:
-            resnet = net.backbone[0]
-            resnet.body = _conv_part(resnet.body, dtype, cl)
+            trunk = net.backbone[0]     # ResNet or EfficientNet-Lite (its input renormalisation stays fp32)
+            trunk.body = _conv_part(trunk.body, dtype, cl)
             net.bottleneck = _conv_part(net.bottleneck, dtype, cl)
             head, dtype = net.box_head, dtypes['box_head']
             for corner in ('tl', 'br'):

@@ -157,7 +157,9 @@ class EfficientNetLite(nn.Module):
             self._fc = nn.Linear(HEAD_CHANNELS, NUM_CLASSES)
 
     def forward(self, x):
-        x = self.activation(self._bn0(self._conv_stem(self._stem_pad(x))))
+        if self._stem_pad is not None:        # None once folded into the conv (backends.folding)
+            x = self._stem_pad(x)
+        x = self.activation(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
         if not hasattr(self, '_fc'):

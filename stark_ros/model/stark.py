@@ -51,8 +51,8 @@ VARIANTS = {
     's50': VariantSpec('s50', 'resnet50', 1, False),
     'st50': VariantSpec('st50', 'resnet50', 2, True),
     'st101': VariantSpec('st101', 'resnet101', 2, True),
-    'lite0': VariantSpec('lite0', 'efficientnet_lite0', 2, True, hidden_dim=128, nheads=4, enc_layers=2,
-                         dec_layers=2, dim_feedforward=512, head_channels=64),
+    'lite0': VariantSpec('lite0', 'efficientnet_lite0', 2, True, hidden_dim=128, nheads=4, enc_layers=1,
+                         dec_layers=1, dim_feedforward=512, head_channels=64),
 }
 
 
