@@ -56,6 +56,9 @@ def build_parser():
     run.add_argument('--output', default='evaluation_results', help='results and report folder')
     run.add_argument('--overwrite', action='store_true', help='rerun sequences whose results exist')
     run.add_argument('--workers', type=int, default=1, help='worker processes (default 1)')
+    run.add_argument('--threads', type=int, default=0,
+                     help='CPU threads per worker for STARK (torch) and OpenCV (default 0: the cores divided among '
+                          'the workers)')
     run.add_argument('--shard', default=None, help='i/n: run only the i-th of n interleaved parts of the sequences')
     score = parser.add_argument_group('scoring')
     score.add_argument('--protocol', default='pytracking', choices=list(PROTOCOLS),
@@ -86,8 +89,10 @@ def _sequences(args):
     return dataset, [truncate(dataset.load_sequence(n), args.max_frames) for n in names]
 
 
-def run(args, stdout=sys.stdout, stderr=sys.stderr):
-    """Evaluate as the parsed ``args`` say; returns ``{tracker label: Scores}``."""
+def run(args, stdout=None, stderr=None):
+    """Evaluate as the parsed ``args`` say (table to ``stdout``, progress to ``stderr``: default sys's);
+    returns ``{tracker label: Scores}``."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     from .evaluation import score
     from .evaluation.report import write_report
     from .evaluation.results import load_records, search_roots, trackers_in, write_submission
@@ -97,8 +102,8 @@ def run(args, stdout=sys.stdout, stderr=sys.stderr):
     def log(line):
         print(line, file=stderr, flush=True)
 
-    if args.workers < 1:
-        raise ValueError('--workers must be >= 1')
+    if args.workers < 1 or args.threads < 0:
+        raise ValueError('--workers must be >= 1 and --threads >= 0')
     dataset, sequences = _sequences(args)
     log('dataset: %s (%s layout%s), %d sequence(s)%s' % (
         args.dataset, dataset.name, ', %s split' % dataset.split if hasattr(dataset, 'split') else '',
@@ -117,7 +122,7 @@ def run(args, stdout=sys.stdout, stderr=sys.stderr):
         for spec in specs:
             if spec.kind == 'stark' and dict(spec.options).get('checkpoint') is None:
                 log(SYNTHETIC_WARNING % spec.label)
-        run_trackers(specs, sequences, args.output, args.overwrite, args.workers,
+        run_trackers(specs, sequences, args.output, args.overwrite, args.workers, args.threads,
                      got10k_layout=dataset.name == 'got10k', progress=not args.quiet, log=log)
         roots, labels, report_dir = [args.output], [s.label for s in specs], args.output
         server = {'got10k': 'got10k', 'trackingnet': 'trackingnet'}.get(dataset.name)

@@ -26,6 +26,7 @@ EXECUTABLES = {
     'tracker_node': 'stark_ros.ros.tracker_node:main',
     'stark_track': 'stark_ros.track:main',
     'stark_demo': 'stark_ros.demo:main',
+    'stark_evaluate': 'stark_ros.evaluate:main',
     'stark_train': 'stark_ros.train:main',
 }
 
@@ -207,7 +208,8 @@ def test_package_xml():
     assert pkg.get_build_type() == 'ament_python'
     run = {d.name for d in pkg.exec_depends + pkg.build_export_depends}
     for dep in ('rclpy', 'sensor_msgs', 'vision_msgs', 'std_msgs', 'builtin_interfaces', 'stark_ros_msgs',
-                'python3-opencv', 'python3-numpy', 'python3-pytorch-pip', 'launch', 'launch_ros'):
+                'python3-opencv', 'python3-numpy', 'python3-pytorch-pip', 'python3-matplotlib', 'launch',
+                'launch_ros'):
         assert dep in run, dep
     assert 'python3-pytest' in {d.name for d in pkg.test_depends}
 

@@ -13,6 +13,7 @@ import time
 import cv2
 import numpy as np
 
+from ..backends.common import default_threads
 from ..datasets import read_frame
 from ..errors import StarkError
 from .results import has_results, write_results
@@ -82,14 +83,15 @@ def pending_runs(specs, sequences, output, overwrite=False):
             if overwrite or not has_results(output, spec.label, seq.name, len(seq))]
 
 
-def run_trackers(specs, sequences, output, overwrite=False, workers=1, got10k_layout=False, progress=True,
-                 log=print):
+def run_trackers(specs, sequences, output, overwrite=False, workers=1, threads=0, got10k_layout=False,
+                 progress=True, log=print):
     """Run every tracker on every sequence and write the results under ``output``.
 
     Args:
         specs: :class:`~.trackers.TrackerSpec` list.
         sequences: :class:`~stark_ros.datasets.Sequence` list.
         workers: processes; 1 runs in this process with a progress bar per sequence.
+        threads: CPU threads of each worker (torch intra-op, OpenCV); 0 = the cores divided among the workers.
         got10k_layout: also write the GOT-10k toolkit layout.
         log: where one line per finished run goes.
     Returns:
@@ -102,6 +104,7 @@ def run_trackers(specs, sequences, output, overwrite=False, workers=1, got10k_la
     if not jobs:
         return 0
     if workers <= 1:
+        set_threads(threads or default_threads())
         adapters = {}
         for spec, sequence in jobs:
             if spec.label not in adapters:
@@ -110,7 +113,8 @@ def run_trackers(specs, sequences, output, overwrite=False, workers=1, got10k_la
             _run_one(adapters[spec.label], spec.label, sequence, output, got10k_layout, progress, log)
         return len(jobs)
     context = multiprocessing.get_context('spawn')
-    with context.Pool(workers, initializer=_init_worker, initargs=(workers,)) as pool:
+    with context.Pool(workers, initializer=set_threads, initargs=(threads or max(1, default_threads() // workers),)) \
+            as pool:
         tasks = [(spec, seq, output, got10k_layout) for spec, seq in jobs]
         for line in pool.imap_unordered(_worker_run, tasks):
             log(line)
@@ -140,13 +144,13 @@ def _summary(label, sequence, times):
 _ADAPTERS = {}
 
 
-def _init_worker(workers):
-    """Share the cores among the worker processes (torch intra-op threads; OpenCV single-threaded)."""
+def set_threads(threads):
+    """Use ``threads`` CPU threads in this process: torch's intra-op pool and OpenCV's. More threads than free
+    cores make torch's spinning workers wait on each other (a 2-core machine under load ran Lightning 20x slower
+    with 2 threads than with 1)."""
     import torch
-
-    from ..backends import default_threads
-    torch.set_num_threads(max(1, default_threads() // workers))
-    cv2.setNumThreads(1)
+    torch.set_num_threads(int(threads))
+    cv2.setNumThreads(int(threads))
 
 
 def _worker_run(task):

@@ -114,8 +114,8 @@ def parse_tracker_specs(text, stark_defaults=None):
     for item in (part.strip() for part in text.split(',')):
         if not item:
             continue
-        label, _, body = item.rpartition('=') if '=' in item.split(':', 1)[0] else ('', '', item)
-        kind, *pairs = body.split(':')
+        head, *pairs = item.split(':')
+        label, _, kind = head.rpartition('=')
         kind = kind.strip().lower()
         if kind not in KINDS:
             raise ValueError('unknown tracker %r in %r (known: %s)' % (kind, item, ', '.join(KINDS)))
