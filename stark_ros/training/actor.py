@@ -3,7 +3,6 @@
 Source: STARK_FACTS.md section 12 (official ``lib/train/actors/stark_s.py``, ``stark_st.py``): stage 1 trains the
 box with ``giou_weight * GIoU-loss + l1_weight * L1``; stage 2 trains the score with ``cls_weight * BCE``.
 """
-import torch
 from torch import nn
 
 from .losses import DEFAULT_WEIGHTS, box_losses, score_loss
