@@ -27,7 +27,7 @@ def build_parser():
     parser.add_argument('--input', required=True, help='video file or folder of images (sorted by name)')
     parser.add_argument('--init-box', required=True, help='target box on frame 0: x,y,w,h in pixels')
     parser.add_argument('--checkpoint', default=None, help='official or MMTracking checkpoint (default: synthetic)')
-    parser.add_argument('--variant', default='auto', help='auto, s50, st50, st101 or lightning (default: auto)')
+    parser.add_argument('--variant', default='auto', help='auto, s50, st50, st101, lightning or lite0 (default: auto)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default: cpu)')
     parser.add_argument('--backend', default='torch',
                         help='torch (reference), torch-fast, openvino or onnxruntime (default: torch)')

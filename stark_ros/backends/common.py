@@ -11,6 +11,7 @@ import os
 import torch
 from torch import nn
 
+from ..model.backbone import BACKBONE_STRIDE
 from ..model.lightning import StarkLightning
 
 #: Precision names accepted by :func:`stark_ros.backends.build_engine`.
@@ -35,7 +36,7 @@ class Engine:
         self.num_templates = network.num_templates
         self.has_score_head = network.has_score_head
         self.feat_sz = network.feat_sz
-        self.search_size = network.feat_sz * 16
+        self.search_size = search_size(network)
         self.template_size = int(template_size)
         self.device = torch.device(device)
         self.precision = precision
@@ -126,8 +127,13 @@ def default_threads():
 
 
 def token_count(size):
-    """Tokens of a ``size x size`` patch at stride 16."""
-    return (size // 16) ** 2
+    """Tokens of a ``size x size`` patch at the backbone stride (16)."""
+    return (size // BACKBONE_STRIDE) ** 2
+
+
+def search_size(network):
+    """Search patch side in pixels a network's corner head was built for (``feat_sz`` cells x stride)."""
+    return network.feat_sz * BACKBONE_STRIDE
 
 
 # ----------------------------------------------------------------------------- fixed-shape graph wrappers
@@ -158,7 +164,7 @@ class BackboneGraph(nn.Module):
         if isinstance(net, StarkLightning):
             features, feature_masks = net.backbone(image, mask)
             features = net.bottleneck(features)
-            table = net.pos_emb_x if self.size == net.feat_sz * 16 else net.pos_emb_z0
+            table = net.pos_emb_x if self.size == search_size(net) else net.pos_emb_z0
             return (features.flatten(2).permute(2, 0, 1), feature_masks.flatten(1),
                     table().expand(-1, features.shape[0], -1))
         tokens = net.forward_backbone(image, mask)
@@ -213,11 +219,11 @@ def example_tokens(network, template_size, device='cpu'):
     The images are zero-mean noise with a padded border, so the mask logic is exercised during tracing.
     """
     generator = torch.Generator().manual_seed(0)
-    search_size = network.feat_sz * 16
+    search_side = search_size(network)
     z_img = torch.randn(1, 3, template_size, template_size, generator=generator).to(device)
-    x_img = torch.randn(1, 3, search_size, search_size, generator=generator).to(device)
+    x_img = torch.randn(1, 3, search_side, search_side, generator=generator).to(device)
     z_mask = torch.zeros(1, template_size, template_size, dtype=torch.bool, device=device)
-    x_mask = torch.zeros(1, search_size, search_size, dtype=torch.bool, device=device)
+    x_mask = torch.zeros(1, search_side, search_side, dtype=torch.bool, device=device)
     z_mask[:, :, :16] = True
     x_mask[:, -40:, :] = True
     with torch.no_grad():

@@ -11,13 +11,13 @@ Writes to ``--output-dir``:
   (True = padding) -> ``feat`` (64, 1, C), ``mask_tokens`` (1, 64) bool, ``pos`` (64, 1, C);
 * ``backbone_search.onnx``: the same at 320 x 320 -> 400 tokens;
 * ``head.onnx``: ``feat`` (L, 1, C), ``mask`` (1, L) bool, ``pos`` (L, 1, C), the token sequence
-  ``[template_1; ...; template_n; search]`` (n = 2 for ST50/ST101, 1 for S50/Lightning; L = n * 64 + 400) ->
+  ``[template_1; ...; template_n; search]`` (n = 2 for ST50/ST101/lite0, 1 for S50/Lightning; L = n * 64 + 400) ->
   ``pred_boxes`` (cx, cy, w, h) normalised by the search size (shape (1, 1, 4), Lightning (1, 4)) and, for ST
   models, ``pred_logits`` (1, 1, 1) (score = sigmoid(logit));
 * ``stark_onnx.json``: the sidecar (variant, sizes, token counts, every input/output name, shape and dtype,
   opset, exporter, torch version). :class:`stark_ros.backends.onnxruntime_backend.OnnxRuntimeEngine` reads it.
 
-C is 256 for S50/ST50/ST101 and 128 for Lightning. The template graphs and the head use batch 1 and fixed
+C is 256 for S50/ST50/ST101 and 128 for Lightning and lite0. The template graphs and the head use batch 1 and fixed
 shapes (what TensorRT builds best). Lightning is exported in its fused (deployed) RepVGG form unless
 ``--unfused``. The tracker logic (crop, normalisation, map-back, clip, template update) is not in the graphs: it
 stays in :class:`stark_ros.tracker.StarkTracker`.
@@ -50,7 +50,7 @@ import warnings
 
 import torch
 
-from .common import BackboneGraph, HeadGraph, example_tokens, token_count
+from .common import BackboneGraph, HeadGraph, example_tokens, search_size, token_count
 
 SIDECAR = 'stark_onnx.json'
 FILES = {'backbone_template': 'backbone_template.onnx', 'backbone_search': 'backbone_search.onnx',
@@ -110,7 +110,7 @@ def export_graphs(network, template_size=128, opset=DEFAULT_OPSET, exporter='tor
     models, described = {}, {}
     with torch.no_grad():
         for key, args, graph in (('backbone_template', (z_img, z_mask), BackboneGraph(network, template_size)),
-                                 ('backbone_search', (x_img, x_mask), BackboneGraph(network, network.feat_sz * 16)),
+                                 ('backbone_search', (x_img, x_mask), BackboneGraph(network, search_size(network))),
                                  ('head', (feat, mask, pos), head)):
             outputs = graph(*args)
             outputs = outputs if isinstance(outputs, tuple) else (outputs,)
@@ -121,7 +121,7 @@ def export_graphs(network, template_size=128, opset=DEFAULT_OPSET, exporter='tor
         'format': 'stark_ros-onnx', 'format_version': 1,
         'variant': network.variant, 'num_templates': network.num_templates,
         'has_score_head': network.has_score_head, 'template_size': template_size,
-        'search_size': network.feat_sz * 16, 'template_tokens': token_count(template_size),
+        'search_size': search_size(network), 'template_tokens': token_count(template_size),
         'search_tokens': network.feat_sz ** 2, 'hidden_dim': int(feat.shape[-1]),
         'head_token_order': 'template_1..template_n then search',
         'pred_boxes': 'cx, cy, w, h normalised by search_size (before map-back)',
@@ -169,7 +169,7 @@ def main(argv=None):
                                                  'stark_onnx.json). See the module docstring for TensorRT.')
     parser.add_argument('--checkpoint', default=None,
                         help='official or MMTracking checkpoint (default: synthetic seed-0 weights, for testing)')
-    parser.add_argument('--variant', default='auto', help="auto, s50, st50, st101 or lightning (default: auto)")
+    parser.add_argument('--variant', default='auto', help="auto, s50, st50, st101, lightning or lite0 (default: auto)")
     parser.add_argument('--output-dir', required=True)
     parser.add_argument('--template-size', type=int, default=128)
     parser.add_argument('--search-size', type=int, default=320)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .common import BackboneGraph, Engine, HeadGraph, concat_tokens, default_threads, example_tokens, \
-    resolve_precision
+    resolve_precision, token_count
 
 _OV_PRECISION = {'fp32': 'f32', 'bf16': 'bf16'}
 
@@ -79,7 +79,7 @@ class OpenVINOEngine(Engine):
         if source != 'torch':
             raise ValueError("source must be 'onnx' or 'torch', got %r" % (source,))
         z_img, z_mask, x_img, x_mask, feat, mask, pos = example_tokens(network, self.template_size)
-        head = HeadGraph(network, (self.template_size // 16) ** 2).eval()
+        head = HeadGraph(network, token_count(self.template_size)).eval()
         with torch.no_grad():
             return {'backbone_template': openvino.convert_model(BackboneGraph(network, self.template_size).eval(),
                                                                 example_input=(z_img, z_mask)),

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .backbone import BACKBONE_STRIDE
+
 
 def _conv_bn_relu(in_channels, out_channels):
     """3x3 conv (pad 1, with bias) -> regular BatchNorm2d (eval statistics) -> ReLU; keys ``.0`` conv, ``.1`` BN."""
@@ -25,7 +27,7 @@ class CornerPredictor(nn.Module):
     the search region (0 .. (feat_sz-1)/feat_sz).
     """
 
-    def __init__(self, inplanes=256, channel=256, feat_sz=20, stride=16):
+    def __init__(self, inplanes=256, channel=256, feat_sz=20, stride=BACKBONE_STRIDE):
         super().__init__()
         self.feat_sz = feat_sz
         self.stride = stride
@@ -77,7 +79,7 @@ class MLP(nn.Module):
         return x
 
 
-def build_box_head(hidden_dim=256, head_dim=256, feat_sz=20, stride=16):
+def build_box_head(hidden_dim=256, head_dim=256, feat_sz=20, stride=BACKBONE_STRIDE):
     """The 'CORNER' box head for a ``feat_sz x feat_sz`` search feature map (20 = 320 / 16)."""
     return CornerPredictor(hidden_dim, head_dim, feat_sz, stride)
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .backbone import FrozenBatchNorm2d, downsample_mask
+from .backbone import BACKBONE_STRIDE, FrozenBatchNorm2d, downsample_mask
 from .stark import xyxy_to_cxcywh
 from .transformer import EncoderLayer
 
@@ -186,7 +186,7 @@ class RepCornerHead(nn.Module):
     ``feat_sz * stride``.
     """
 
-    def __init__(self, channels=LIGHTNING_HIDDEN_DIM, feat_sz=20, stride=16):
+    def __init__(self, channels=LIGHTNING_HIDDEN_DIM, feat_sz=20, stride=BACKBONE_STRIDE):
         super().__init__()
         self.conv_tower = nn.Sequential(RepVGGBlock(channels, channels, norm=nn.BatchNorm2d),
                                         RepVGGBlock(channels, channels, norm=nn.BatchNorm2d),
@@ -218,7 +218,7 @@ class StarkLightning(nn.Module):
 
     def __init__(self, template_size=128, search_size=320):
         super().__init__()
-        stride = 16
+        stride = BACKBONE_STRIDE
         self.backbone = LightningBackbone()
         self.transformer = LiteTransformer()
         self.box_head = RepCornerHead(LIGHTNING_HIDDEN_DIM, search_size // stride, stride)

@@ -67,6 +67,7 @@ from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
 
 from stark_ros.allocator import tune_allocator
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
+from stark_ros.model.build import VARIANT_NAMES
 from stark_ros.ros.image_conversion import check_image_msg, image_msg_to_rgb
 
 NODE_NAME = 'stark_tracker'
@@ -106,7 +107,7 @@ PARAMETERS = collections.OrderedDict([
         read_only=True))),
     ('variant', ('auto', dict(
         description='Network variant; auto = detect from the checkpoint (st50 for synthetic weights).',
-        additional_constraints='one of: auto, s50, st50, st101, lightning', read_only=True))),
+        additional_constraints='one of: auto, ' + ', '.join(VARIANT_NAMES), read_only=True))),
     ('device', ('auto', dict(
         description='Torch device for inference; auto = cuda if available, else cpu.',
         additional_constraints='cpu, cuda, cuda:N or auto', read_only=True))),

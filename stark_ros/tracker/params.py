@@ -1,6 +1,8 @@
 """Tracker parameters, kept apart from the code (pytracking style)."""
 from dataclasses import dataclass, fields
 
+from ..model.backbone import BACKBONE_STRIDE
+
 
 @dataclass(frozen=True)
 class TrackerParams:
@@ -31,9 +33,9 @@ class TrackerParams:
                 raise ValueError('%s must be > 0, got %r' % (name, getattr(self, name)))
         for name in ('template_size', 'search_size'):
             value = getattr(self, name)
-            if int(value) != value or value < 16 or value % 16:
-                raise ValueError('%s must be a positive multiple of 16 (the backbone stride), got %r'
-                                 % (name, value))
+            if int(value) != value or value < BACKBONE_STRIDE or value % BACKBONE_STRIDE:
+                raise ValueError('%s must be a positive multiple of %d (the backbone stride), got %r'
+                                 % (name, BACKBONE_STRIDE, value))
         if int(self.update_interval) != self.update_interval or self.update_interval < 1:
             raise ValueError('update_interval must be an integer >= 1, got %r' % (self.update_interval,))
         if not 0.0 <= self.score_threshold <= 1.0:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidBoxError
+from ..model.backbone import BACKBONE_STRIDE
 from .crop import (Preprocessor, clip_box, crop_overlaps_image, map_box_back, sample_target, validate_image,
                    validate_init_box)
 from .params import TrackerParams
@@ -52,7 +53,7 @@ class StarkTracker:
     """
 
     def __init__(self, network, params=TrackerParams(), info=None):
-        if params.search_size // 16 != network.feat_sz:
+        if params.search_size // BACKBONE_STRIDE != network.feat_sz:
             raise ValueError('search_size %d does not fit the network built for a %d-cell search map'
                              % (params.search_size, network.feat_sz))
         self.network = network
