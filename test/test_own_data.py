@@ -18,7 +18,7 @@ from stark_ros.training.own_data.exclusion import EvalExclusion, EvalFrameError,
 from stark_ros.training.own_data.regions import box_iou, propose_regions
 from stark_ros.training.own_data.sources import Source, SourceFile, extract, fetch, sha256
 from stark_ros.training.own_data.synthetic import make_sequence
-from stark_ros.training.own_data.tracks import pseudo_track
+from stark_ros.training.own_data.tracks import follow, pseudo_track
 from stark_ros.training.own_data.writers import CocoWriter, Got10kWriter, cover_level, mask_polygon
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +85,20 @@ def test_pseudo_tracks_follow_a_known_trajectory(real_object):
     assert kept >= 0.8 * 3 * 60, 'the labeller cut %d of 180 frames' % (180 - kept)
     assert np.median(errors) < 2.0 and np.percentile(errors, 90) < 5.0, np.percentile(errors, [50, 90])
     assert np.mean(ious) > 0.8
+
+
+def test_a_box_left_on_the_background_ends_the_track(real_object):
+    """An object that vanishes from a still scene leaves a box with zero FB error: the appearance check cuts it."""
+    frame = _clip('carphone_pristine.mp4', 1)[0]
+    patch, mask = real_object
+    first = frame.copy()
+    h, w = mask.shape
+    first[20:20 + h, 30:30 + w][mask] = patch[mask]
+    grays = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in [first] + [frame] * 29]
+    boxes, _ = follow(grays, 0, (30.0, 20.0, float(w), float(h)), 30)
+    assert len(boxes) == 1, 'the track went on for %d frames on the background' % len(boxes)
+    still, _ = follow(grays[1:], 0, (30.0, 20.0, float(w), float(h)), 29)
+    assert len(still) == 29                                    # the same box on an unchanged scene is kept
 
 
 def test_occluded_target_is_marked_absent_with_cover_levels(real_object):

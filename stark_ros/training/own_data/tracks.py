@@ -10,7 +10,10 @@ the median ratio of their pairwise distances.
 Reliability (frames where it fails end the track; they are never written as "invisible", because in the
 GOT-10k layout an invisible frame means the target is absent and stage 2 draws its negatives from them):
 * a frame fails when fewer than ``min_points`` points survive, the median FB error exceeds ``fb_frame_max``
-  pixels, the scale changes by more than 10 % in one frame, or the box leaves the image;
+  pixels, the scale changes by more than 10 % in one frame, the box leaves the image, or the box's content
+  no longer resembles the track's first box (normalised cross-correlation of the grayscale patches below
+  ``ncc_min``): a box pinned to static background has a tiny FB error in both directions, so the FB checks
+  alone cannot see that the object left it;
 * a whole track is kept only if tracking it back from its last frame to its first (the same Median Flow,
   in reverse time) ends within IoU ``loop_iou_min`` of its first box: a drift of the forward track shows up
   as a closed-loop error, which bounds the accumulated drift, not just the per-frame error.
@@ -85,7 +88,22 @@ def _inside(box, shape, margin=0.0):
     return x >= -margin and y >= -margin and x + w <= shape[1] + margin and y + h <= shape[0] + margin
 
 
-def follow(grays, start, box, max_len, step=1, min_points=10, fb_frame_max=1.0, masks=None):
+def appearance_ncc(gray, template, box):
+    """Normalised cross-correlation of ``template`` (resized to the box) with the box's patch of ``gray``."""
+    x, y, w, h = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(gray.shape[1], x + w), min(gray.shape[0], y + h)
+    if x1 - x0 < 4 or y1 - y0 < 4 or min(template.shape) < 2:
+        return -1.0
+    resized = cv2.resize(template, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+    return float(cv2.matchTemplate(gray[y0:y1, x0:x1], resized, cv2.TM_CCOEFF_NORMED)[0, 0])
+
+
+def _patch(gray, box):
+    x, y, w, h = (int(round(v)) for v in box)
+    return gray[max(0, y):max(0, y + h), max(0, x):max(0, x + w)]
+
+
+def follow(grays, start, box, max_len, step=1, min_points=10, fb_frame_max=1.0, ncc_min=0.5, masks=None):
     """Track ``box`` from frame ``start`` in direction ``step`` (+1 / -1) for at most ``max_len`` frames.
 
     ``masks``: optional per-frame object masks (see :func:`median_flow_step`).
@@ -95,6 +113,7 @@ def follow(grays, start, box, max_len, step=1, min_points=10, fb_frame_max=1.0, 
         is ``box``); fb_errors[k] is the median FB error (pixels) of the step into frame k (0 for the first).
     """
     boxes, errors = [tuple(box)], [0.0]
+    template = _patch(grays[start], box)
     t = start
     while len(boxes) < max_len and 0 <= t + step < len(grays):
         new, fb, _ = median_flow_step(grays[t], grays[t + step], boxes[-1], min_points,
@@ -102,6 +121,8 @@ def follow(grays, start, box, max_len, step=1, min_points=10, fb_frame_max=1.0, 
         if new is None or fb > fb_frame_max or not _inside(new, grays[0].shape, margin=2.0):
             break
         if abs(new[2] / boxes[-1][2] - 1.0) > 0.1 or min(new[2], new[3]) < 8:
+            break
+        if appearance_ncc(grays[t + step], template, new) < ncc_min:
             break
         boxes.append(new)
         errors.append(fb)
@@ -120,7 +141,7 @@ def pseudo_track(grays, start, box, max_len=150, min_len=20, loop_iou_min=0.6, m
     boxes, errors = follow(grays, start, box, max_len, masks=masks)
     if len(boxes) < min_len:
         return None
-    back, _ = follow(grays, start + len(boxes) - 1, boxes[-1], len(boxes), step=-1, masks=masks)
+    back, _ = follow(grays, start + len(boxes) - 1, boxes[-1], len(boxes), step=-1, ncc_min=-1.0, masks=masks)
     loop_iou = box_iou(back[-1], boxes[0]) if len(back) == len(boxes) else 0.0
     if loop_iou < loop_iou_min:
         return None
