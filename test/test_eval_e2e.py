@@ -33,8 +33,8 @@ def csrt_run(tmp_path_factory):
     """CSRT over all of ../shared/eval through the real command line (about a minute on an idle 2-core CPU)."""
     out = str(tmp_path_factory.mktemp('csrt_eval'))
     done = subprocess.run([sys.executable, '-m', 'stark_ros.evaluate', '--dataset', shared_eval(), '--trackers',
-                           'csrt', '--output', out, '--quiet', '--threads', '1'], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=900)
+                           'csrt', '--output', out, '--quiet', '--threads', '1'], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     return out, done.stdout, done.stderr
 

@@ -14,7 +14,8 @@ _SEPARATORS = re.compile(r'[,;\s]+')
 
 
 def read_rows(path, widths=(4,)):
-    """Read a box file (annotation or tracker results): one row per non-empty line, numbers separated by commas, semicolons, tabs or spaces.
+    """Read a box file (annotation or tracker results): one row per non-empty line, numbers separated by commas,
+    semicolons, tabs or spaces.
 
     Args:
         path: the text file.

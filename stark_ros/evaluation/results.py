@@ -212,7 +212,8 @@ def load_records(roots, tracker, sequences, image_size=False):
         records.append(TrackRecord(sequence.name, read_boxes(run[0]), sequence.boxes, read_times(run[1]), size,
                                    sequence.extra, source=run[0]))
     if missing:
-        raise ResultsError('tracker %s has no results for %d of %d sequences in %s: %s%s (run them, or choose '
+        shown = ', '.join(missing[:8]) + (', ...' if len(missing) > 8 else '')
+        raise ResultsError('tracker %s has no results for %d of %d sequences in %s: %s (run them, or choose '
                            'sequences with --sequences)' % (tracker, len(missing), len(sequences), ', '.join(roots),
-                                                             ', '.join(missing[:8]), ', ...' if len(missing) > 8 else ''))
+                                                            shown))
     return records
