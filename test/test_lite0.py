@@ -18,7 +18,7 @@ from stark_ros.backends.export_onnx import check_export, export_onnx, read_sidec
 from stark_ros.errors import CheckpointError
 from stark_ros.model import VARIANT_NAMES, build_network, load_imagenet_backbone, load_network
 from stark_ros.model.synthetic import synthetic_state_dict
-from stark_ros.tracker import StarkTracker, TrackerParams
+from stark_ros.tracker import InferenceEngine, StarkTracker, TrackerParams
 
 EVAL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, 'shared', 'eval')
 FRAMES = 12
@@ -53,6 +53,7 @@ def test_variant_is_registered():
     net = build_network('lite0')
     assert net.variant == 'lite0' and net.num_templates == 2 and net.has_score_head and net.feat_sz == 20
     assert not build_network('lite0', score_head=False).has_score_head
+    assert isinstance(net, InferenceEngine) and net.device == torch.device('cpu')
 
 
 @pytest.mark.parametrize('num_templates', [1, 2])
@@ -160,7 +161,9 @@ FP32 = [('torch-fast', None), ('openvino', 'fp32'), ('onnxruntime', 'fp32')]
 @pytest.mark.parametrize('backend,precision', FP32, ids=[b for b, _ in FP32])
 def test_fp32_backends_agree_with_torch_on_real_frames(network, david, reference, backend, precision):
     assert backend_available(backend), '%s is not installed (see requirements.txt)' % backend
-    boxes, scores, updated = _track(build_engine(network, backend, precision=precision), david)
+    engine = build_engine(network, backend, precision=precision)
+    assert isinstance(engine, InferenceEngine)
+    boxes, scores, updated = _track(engine, david)
     ref_boxes, ref_scores, ref_updated = reference
     assert ref_updated.sum() == 2                          # frames 4 and 8 refreshed the dynamic template
     np.testing.assert_array_equal(updated, ref_updated)

@@ -227,6 +227,11 @@ class StarkLightning(nn.Module):
         self.bottleneck = nn.Conv2d(self.backbone.num_channels, LIGHTNING_HIDDEN_DIM, 1)
         self.feat_sz = search_size // stride
 
+    @property
+    def device(self):
+        """Where the parameters are (the tracker sends its inputs there)."""
+        return next(self.parameters()).device
+
     def forward_backbone(self, images, masks):
         """images (B, 3, H, W), masks (B, H, W) -> feat (h*w, B, 128), mask (B, h*w), pos (h*w, B, 128).
 

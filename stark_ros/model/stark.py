@@ -95,6 +95,11 @@ class Stark(nn.Module):
     def has_score_head(self):
         return hasattr(self, 'cls_head')
 
+    @property
+    def device(self):
+        """Where the parameters are (the tracker sends its inputs there)."""
+        return next(self.parameters()).device
+
     def backbone_trainable_prefixes(self):
         """Parameter-name prefixes (network level) of the backbone parts that training updates.
 
