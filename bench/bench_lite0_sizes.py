@@ -16,7 +16,7 @@ corner head + score head, :class:`stark_ros.model.stark.VariantSpec`) it prints,
 * ``train s``: median forward + backward of a batch of 16 (two 128x128 templates + one 320x320 search region,
   loss = sum of the outputs) in training mode with the official freezing rule (stem and blocks 0-2 of the
   backbone frozen, :meth:`stark_ros.model.Stark.backbone_trainable_prefixes`), and the same for Lightning
-  (one template), interleaved;
+  (one template; stages 2 and 3 trainable), interleaved;
 * parameters and float32 checkpoint size of the candidate.
 
 Random weights (the speed does not depend on the values). Results: ``bench/README.md``, section lite0.
@@ -94,10 +94,13 @@ def _for_training(network):
     return network
 
 
-def measure(spec, backend, frames, train_reps, baseline):
+def measure(spec, backend, frames, train_reps, baseline, threads):
     """Returns a dict of medians for one candidate and the interleaved Lightning baseline."""
     network = build_stark(spec=spec).eval()
-    engines = {'cand': build_engine(copy.deepcopy(network), backend), 'light': build_engine(baseline, backend)}
+    name, _, precision = backend.partition(':')
+    options = {'threads': threads} if name in ('openvino', 'onnxruntime') else {}
+    engines = {'cand': build_engine(copy.deepcopy(network), name, precision=precision or None, **options),
+               'light': build_engine(baseline, name, precision=precision or None, **options)}
     times = {'cand': [], 'light': []}
     with torch.inference_mode():
         tokens = {}
@@ -109,10 +112,10 @@ def measure(spec, backend, frames, train_reps, baseline):
                 elapsed = _step(engines[key], *tokens[key])
                 if index >= 3:
                     times[key].append(elapsed)
-    train = {'cand': [], 'light': []}
+    train = {'cand': [float('nan')], 'light': [float('nan')]} if train_reps == 0 else {'cand': [], 'light': []}
     nets = {'cand': _for_training(build_stark(spec=spec)), 'light': _for_training(build_network('lightning'))}
     data = {key: _inputs(16, 2 if key == 'cand' else 1) for key in nets}
-    for index in range(train_reps + 1):
+    for index in range(train_reps + 1 if train_reps else 0):
         for key in nets:
             elapsed = _train_step(nets[key], data[key])
             if index:
@@ -128,8 +131,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--frames', type=int, default=20)
-    parser.add_argument('--train-reps', type=int, default=3)
-    parser.add_argument('--backend', default='torch-fast')
+    parser.add_argument('--train-reps', type=int, default=3, help='0: no training measurement')
+    parser.add_argument('--backend', default='torch-fast', help='name[:precision], e.g. openvino:bf16')
     parser.add_argument('--candidates', default=','.join(CANDIDATES), help="names, or 'lite0' for the variant's")
     args = parser.parse_args(argv)
     tune_allocator()
@@ -140,7 +143,7 @@ def main(argv=None):
     for name in args.candidates.split(','):
         spec = VARIANTS['lite0'] if name == 'lite0' else VariantSpec('lite0', 'efficientnet_lite0', 2, True,
                                                                      **CANDIDATES[name])
-        r = measure(spec, args.backend, args.frames, args.train_reps, baseline)
+        r = measure(spec, args.backend, args.frames, args.train_reps, baseline, args.threads)
         print('%-22s %7.2fM %7.1f %9.1f %9.1f %6.2f %8.2f %8.2f %6.2f'
               % (name, r['params'] / 1e6, r['mb'], r['infer'], r['infer_light'], r['infer'] / r['infer_light'],
                  r['train'], r['train_light'], r['train'] / r['train_light']), flush=True)

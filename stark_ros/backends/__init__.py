@@ -2,8 +2,7 @@
 
 ``build_engine(network, backend, device, precision)`` wraps a loaded network (:func:`stark_ros.model.load_network`)
 in an *engine* that :class:`stark_ros.tracker.StarkTracker` drives like the network itself
-(``forward_backbone`` / ``forward_head`` on torch tensors, plus ``variant``, ``num_templates``, ``has_score_head``,
-``feat_sz``, ``device``). Backends (name: what; precisions; extra packages):
+(:class:`stark_ros.tracker.engine.InferenceEngine`). Backends (name: what; precisions; extra packages):
 
 * ``torch``: the eager network, the reference; fp32.
 * ``torch-fast``: folded batch norms, channels-last, inference mode, bf16/fp16 convolutions and autocast

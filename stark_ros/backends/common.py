@@ -1,9 +1,7 @@
 """Pieces shared by the inference backends: the engine base class, precision selection, fixed-shape graph wrappers.
 
-An *engine* is what :class:`stark_ros.tracker.StarkTracker` drives: ``forward_backbone(images, masks)`` returns the
-token dict ``{'feat' (L, B, C), 'mask' (B, L) bool, 'pos' (L, B, C)}`` and ``forward_head([tokens...])`` returns
-``{'pred_boxes', 'pred_logits'}``, all torch tensors (float32 / bool) on ``engine.device``, plus the attributes
-``variant``, ``num_templates``, ``has_score_head``, ``feat_sz`` and ``device``.
+An *engine* is what :class:`stark_ros.tracker.StarkTracker` drives: the contract is
+:class:`stark_ros.tracker.engine.InferenceEngine`; every engine here satisfies it.
 """
 import functools
 import os

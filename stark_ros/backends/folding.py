@@ -12,27 +12,11 @@ the backbone features, far inside the 1e-2 px box tolerance of the oracles).
 import torch
 from torch import nn
 
-from ..model.backbone import Bottleneck, FrozenBatchNorm2d, ResNetBody
+from ..model.backbone import Bottleneck, FrozenBatchNorm2d, ResNetBody, bn_scale_shift
 from ..model.efficientnet import EfficientNetLite, MBConvBlock
 from ..model.lightning import RepVGGBlock, fuse_repvgg
 
 _BATCH_NORMS = (FrozenBatchNorm2d, nn.BatchNorm2d)
-
-
-def bn_scale_shift(bn):
-    """Per-channel ``(scale, shift)`` of an eval-mode batch norm, so that ``bn(x) == x * scale + shift``.
-
-    Raises:
-        ValueError: a regular batch norm without running statistics (its output depends on the batch).
-    """
-    if isinstance(bn, FrozenBatchNorm2d):
-        return bn.scale_and_shift()
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError('cannot fold a batch norm without running statistics')
-    weight = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
-    bias = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
-    scale = weight * (bn.running_var + bn.eps).rsqrt()
-    return scale, bias - bn.running_mean * scale
 
 
 @torch.no_grad()

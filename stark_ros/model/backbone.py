@@ -55,6 +55,22 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
 
 
+def bn_scale_shift(bn):
+    """Per-channel ``(scale, shift)`` of an eval-mode batch norm, so that ``bn(x) == x * scale + shift``.
+
+    Raises:
+        ValueError: a regular batch norm without running statistics (its output depends on the batch).
+    """
+    if isinstance(bn, FrozenBatchNorm2d):
+        return bn.scale_and_shift()
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError('cannot fold a batch norm without running statistics')
+    weight = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+    bias = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
+    scale = weight * (bn.running_var + bn.eps).rsqrt()
+    return scale, bias - bn.running_mean * scale
+
+
 class Bottleneck(nn.Module):
     """ResNet v1.5 bottleneck block: 1x1 -> 3x3 (carries the stride) -> 1x1 (x4 channels), residual, ReLU."""
 

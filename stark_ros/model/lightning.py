@@ -20,21 +20,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .backbone import BACKBONE_STRIDE, FrozenBatchNorm2d, downsample_mask
+from .backbone import BACKBONE_STRIDE, FrozenBatchNorm2d, bn_scale_shift, downsample_mask
 from .stark import xyxy_to_cxcywh
 from .transformer import EncoderLayer
 
 #: (blocks, channels) of stages 0..3 for RepVGG-A0 at width 0.75, truncated after stage 3 of 4 blocks.
 LIGHTNING_STAGES = ((1, 48), (2, 48), (4, 96), (4, 192))
 LIGHTNING_HIDDEN_DIM = 128
-
-
-def _bn_scale_shift(bn):
-    """Per-channel (scale, shift) of an eval-mode batch norm (frozen or regular): y = x * scale + shift."""
-    if isinstance(bn, FrozenBatchNorm2d):
-        return bn.scale_and_shift()
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-    return scale, bn.bias - bn.running_mean * scale
 
 
 class ConvBN(nn.Sequential):
@@ -48,7 +40,7 @@ class ConvBN(nn.Sequential):
 
     def fused_kernel(self):
         """(3x3 kernel, bias) equal to this branch; a 1x1 kernel sits on the centre tap."""
-        scale, shift = _bn_scale_shift(self.bn)
+        scale, shift = bn_scale_shift(self.bn)
         kernel = self.conv.weight * scale.reshape(-1, 1, 1, 1)
         if kernel.shape[-1] == 1:
             kernel = F.pad(kernel, (1, 1, 1, 1))
@@ -86,7 +78,7 @@ class RepVGGBlock(nn.Module):
         kernel_1x1, bias_1x1 = self.rbr_1x1.fused_kernel()
         kernel, bias = kernel + kernel_1x1, bias + bias_1x1
         if hasattr(self, 'rbr_identity'):
-            scale, shift = _bn_scale_shift(self.rbr_identity)
+            scale, shift = bn_scale_shift(self.rbr_identity)
             identity = torch.zeros_like(kernel)
             channels = torch.arange(kernel.shape[0], device=kernel.device)
             identity[channels, channels, 1, 1] = 1.0
@@ -226,6 +218,11 @@ class StarkLightning(nn.Module):
         self.pos_emb_z0 = LearnedPositionEmbedding(template_size // stride)
         self.bottleneck = nn.Conv2d(self.backbone.num_channels, LIGHTNING_HIDDEN_DIM, 1)
         self.feat_sz = search_size // stride
+
+    @property
+    def device(self):
+        """Where the parameters are (the tracker sends its inputs there)."""
+        return next(self.parameters()).device
 
     def forward_backbone(self, images, masks):
         """images (B, 3, H, W), masks (B, H, W) -> feat (h*w, B, 128), mask (B, h*w), pos (h*w, B, 128).

@@ -1,6 +1,7 @@
-"""STARK-S and STARK-ST assembled from their parts.
+"""STARK-S and STARK-ST assembled from their parts, and the project's own ``lite0`` built the same way.
 
-Sources: STARK_FACTS.md sections 1, 3, 6, 7 and 8 (official ``lib/models/stark/stark_s.py`` / ``stark_st.py``).
+Sources: STARK_FACTS.md sections 1, 3, 6, 7 and 8 (official ``lib/models/stark/stark_s.py`` / ``stark_st.py``);
+``lite0`` swaps the ResNet for EfficientNet-Lite0 (:mod:`.efficientnet`) and shrinks the transformer and heads.
 Data flow: each image (template or search region) goes through backbone -> 1x1 bottleneck -> tokens with sine
 positions (:meth:`Stark.forward_backbone`, cached for templates); the token sequences are concatenated
 [templates...; search] and run through the transformer; the corner head reads the last ``feat_sz**2`` encoder
@@ -94,6 +95,11 @@ class Stark(nn.Module):
     @property
     def has_score_head(self):
         return hasattr(self, 'cls_head')
+
+    @property
+    def device(self):
+        """Where the parameters are (the tracker sends its inputs there)."""
+        return next(self.parameters()).device
 
     def backbone_trainable_prefixes(self):
         """Parameter-name prefixes (network level) of the backbone parts that training updates.

@@ -41,11 +41,8 @@ class StarkTracker:
     """Single-object STARK tracker around a loaded network.
 
     Args:
-        network: a :class:`stark_ros.model.Stark` / :class:`~stark_ros.model.StarkLightning` in eval mode (see
-            :func:`stark_ros.model.load_network`), or an inference engine with the same interface:
-            ``forward_backbone(images, masks) -> tokens``, ``forward_head([tokens...]) -> {'pred_boxes',
-            'pred_logits'}`` (torch tensors), and attributes ``variant``, ``num_templates``, ``has_score_head``,
-            ``feat_sz`` and ``device`` (where its inputs go).
+        network: an :class:`~stark_ros.tracker.engine.InferenceEngine`: a network in eval mode (see
+            :func:`stark_ros.model.load_network`) or an inference backend (:func:`stark_ros.backends.build_engine`).
         params: :class:`TrackerParams`.
         info: optional loading info (variant, format, device...) from ``load_network``.
 
@@ -59,8 +56,7 @@ class StarkTracker:
         self.network = network
         self.params = params
         self.info = dict(info or {})
-        self.device = torch.device(network.device) if hasattr(network, 'device') else \
-            next(network.parameters()).device
+        self.device = torch.device(network.device)
         self.preprocess = Preprocessor(self.device)
         self._templates = None
         self._state = None
