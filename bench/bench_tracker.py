@@ -29,7 +29,7 @@ What is measured, per variant (all backends of a variant live in one process):
 * ``start s``: start-up: building the engine (copy/fold, ONNX export + OpenVINO/ORT compilation) plus the first
   ``initialize()`` and ``track()`` (where ``torch.compile`` compiles, once per input shape).
 * ``dev px``: the largest |box difference| in pixels from the eager fp32 tracker on the variant's oracle
-  teacher-forced sequence (shared/reference; 39 frames ST50/Lightning, 19 frames S50/ST101).
+  teacher-forced sequence (test/fixtures; 39 frames ST50/Lightning, 19 frames S50/ST101).
 
 With ``--node-seconds S`` the script then runs the ROS node behind a 30 Hz 640x480 bgr8 camera over DDS for S
 seconds per variant (``bench_node.py`` in a child process, once per ``--node-backends`` spec, default eager
@@ -60,7 +60,7 @@ from stark_ros.model import load_network  # noqa: E402
 from stark_ros.tracker import StarkTracker, TrackerParams  # noqa: E402
 
 VARIANTS = ('s50', 'st50', 'st101', 'lightning')
-REFERENCE = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference')
+REFERENCE = os.path.join(REPO_ROOT, 'test', 'fixtures')
 ORACLES = {'st50': 'oracle_st50_seed0.npz', 's50': 'oracle_s50_seed0.npz', 'st101': 'oracle_st101_seed0.npz',
            'lightning': 'oracle_lightning_seed0.npz'}
 

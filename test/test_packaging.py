@@ -276,3 +276,17 @@ def test_every_imported_ros_package_is_declared():
     pkg = parse_package(str(REPO / 'package.xml'))
     declared = {d.name for d in pkg.exec_depends + pkg.build_export_depends}
     assert used <= declared, 'imported but not declared in package.xml: %s' % sorted(used - declared)
+
+
+def test_tests_read_nothing_outside_the_repository():
+    """The fixtures live in test/fixtures: no test or benchmark builds a path to ../shared (colcon test on a robot
+    has only the repository)."""
+    offenders = []
+    for path in sorted(list(REPO.glob('test/*.py')) + list(REPO.glob('bench/*.py'))):
+        if path == pathlib.Path(__file__).resolve():
+            continue
+        text = path.read_text(encoding='utf-8')
+        if re.search(r"""['"]shared['"]|\.\./shared|shared/reference""", text):
+            offenders.append(path.name)
+    assert not offenders, offenders
+    assert (REPO / 'test' / 'fixtures' / 'oracle_st50_seed0.npz').is_file()
