@@ -56,6 +56,7 @@ import torch  # noqa: E402
 
 from stark_ros.allocator import tune_allocator  # noqa: E402
 from stark_ros.backends import available_backends, build_engine, cpu_supports_bf16  # noqa: E402
+from stark_ros.cpu import available_cores  # noqa: E402
 from stark_ros.model import load_network  # noqa: E402
 from stark_ros.tracker import StarkTracker, TrackerParams  # noqa: E402
 
@@ -365,7 +366,7 @@ def main(argv=None):
     parser.add_argument('--backends', default=None, help='comma-separated specs (default: every available one)')
     parser.add_argument('--frames', type=int, default=30)
     parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument('--threads', type=int, default=available_cores())
     parser.add_argument('--gap-ms', type=float, default=5.0,
                         help='sleep before each timed call so the previous runtime\'s threads stop spinning')
     parser.add_argument('--no-memory', action='store_true', help='skip the per-backend memory child processes')

@@ -6,11 +6,11 @@ token dict ``{'feat' (L, B, C), 'mask' (B, L) bool, 'pos' (L, B, C)}`` and ``for
 ``variant``, ``num_templates``, ``has_score_head``, ``feat_sz`` and ``device``.
 """
 import functools
-import os
 
 import torch
 from torch import nn
 
+from ..cpu import available_cores
 from ..model.lightning import StarkLightning
 
 #: Precision names accepted by :func:`stark_ros.backends.build_engine`.
@@ -118,11 +118,9 @@ def resolve_precision(precision, device, supported=('fp32', 'bf16', 'fp16')):
 
 
 def default_threads():
-    """CPU threads to use: the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPU threads to use: the cores this process may run on (:func:`stark_ros.cpu.available_cores`: affinity and
+    cgroup quota)."""
+    return available_cores()
 
 
 def token_count(size):
