@@ -25,6 +25,8 @@ class Engine:
         precision: the precision actually used ('fp32', 'bf16' or 'fp16').
         variant, num_templates, has_score_head, feat_sz: as on the network.
         template_size, search_size: patch sides the engine was built for (pixels).
+        fixed_template_size: the only template size the engine can take (a learned position table, a compiled
+            fixed-shape graph), or None when any multiple of 16 works.
         device: torch device the engine takes its inputs on and returns its outputs on.
     """
 
@@ -37,6 +39,7 @@ class Engine:
         self.feat_sz = network.feat_sz
         self.search_size = network.feat_sz * 16
         self.template_size = int(template_size)
+        self.fixed_template_size = getattr(network, 'fixed_template_size', None)
         self.device = torch.device(device)
         self.precision = precision
 

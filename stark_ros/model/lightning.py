@@ -228,6 +228,11 @@ class StarkLightning(nn.Module):
         self.bottleneck = nn.Conv2d(self.backbone.num_channels, LIGHTNING_HIDDEN_DIM, 1)
         self.feat_sz = search_size // stride
 
+    @property
+    def fixed_template_size(self):
+        """The only template patch side (pixels) the learned template position table fits."""
+        return self.pos_emb_z0.size * 16
+
     def forward_backbone(self, images, masks):
         """images (B, 3, H, W), masks (B, H, W) -> feat (h*w, B, 128), mask (B, h*w), pos (h*w, B, 128).
 
