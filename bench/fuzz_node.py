@@ -55,7 +55,10 @@ def main(argv=None):
               suppress_health_check=list(HealthCheck))
     @given(steps=hostile.actions)
     def batch(steps):
-        driver.run(steps)        # failures are collected, not raised: the run goes on and counts them
+        try:                     # failures are collected, not raised: the run goes on and counts them
+            driver.run(steps)
+        except Exception as err:  # noqa: BLE001 - a harness error is a failure of this case, not of the run
+            driver.failures.append('exception in the harness: %s: %s' % (type(err).__name__, err))
 
     batches = 0
     try:

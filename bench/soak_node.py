@@ -75,7 +75,6 @@ def main(argv=None):
     parser.add_argument('--answer-timeout', type=float, default=30.0)
     args = parser.parse_args(argv)
 
-    import rclpy
     from builtin_interfaces.msg import Time
     from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType
     from rcl_interfaces.srv import SetParameters

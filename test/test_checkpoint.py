@@ -256,7 +256,6 @@ class _TrainerSettings:
 def _inflated_checkpoint(path, legacy, numel=2 ** 34):
     """A checkpoint whose only storage claims ``numel`` float32 elements (64 GiB by default) but holds 4."""
     import io
-    import struct
     import zipfile
     obj = {'settings': _TrainerSettings(), 'net': {'w': torch.zeros(4)}}   # settings first: restricted path
     buf = io.BytesIO()

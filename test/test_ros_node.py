@@ -9,7 +9,6 @@ import array
 import contextlib
 import itertools
 import json
-import math
 import time
 
 import numpy as np
