@@ -175,10 +175,10 @@ def test_only_the_two_documented_packages_exist():
             found[pkg.name] = (base / path).resolve()
     assert found == {'stark_ros': REPO, 'stark_ros_msgs': REPO / 'msg'}
     # No other manifest hides deeper in the tree (colcon would not descend to it).
-    ignored = {'.venv', 'build', 'install', 'log', '.git'}
+    ignored = {'build', 'install', 'log', '.git'}
     manifests = set()
     for dirpath, dirnames, filenames in os.walk(REPO):
-        dirnames[:] = [d for d in dirnames if d not in ignored]
+        dirnames[:] = [d for d in dirnames if d not in ignored and not d.startswith('.venv')]   # .venv, .venv-jazzy
         if 'COLCON_IGNORE' in filenames:
             dirnames[:] = []
             continue

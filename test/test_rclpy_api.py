@@ -29,7 +29,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 HUMBLE_RCLPY = {
     'rclpy.init': 'Dashing', 'rclpy.try_shutdown': 'Galactic', 'rclpy.create_node': 'Dashing',
     'rclpy.Context': 'Dashing', 'rclpy.logging.get_logger': 'Dashing',
-    'rclpy.node.Node': 'Dashing', 'rclpy.executors': 'Dashing', 'rclpy.executors.SingleThreadedExecutor': 'Dashing',
+    'rclpy.node.Node': 'Dashing', 'rclpy.executors': 'Dashing', 'rclpy.subscription': 'Dashing', 'rclpy.executors.SingleThreadedExecutor': 'Dashing',
     'rclpy.executors.ExternalShutdownException': 'Humble', 'rclpy.callback_groups.MutuallyExclusiveCallbackGroup':
     'Dashing', 'rclpy.qos.QoSProfile': 'Dashing', 'rclpy.qos.qos_profile_sensor_data': 'Dashing',
     'rclpy.task.Future': 'Dashing', 'rclpy.parameter.Parameter': 'Dashing', 'rclpy.subscription.Subscription': 'Dashing',

@@ -300,8 +300,12 @@ def test_newest_image_wins_under_a_burst(setup):
     # Every published image is accounted for: lost = overwritten in the depth-1 sensor-data queue before
     # the executor took it (counted from publisher sequence numbers); the rest were received, and every
     # received image after the init frame was either tracked or dropped because a newer one arrived.
-    assert received + lost == n, (after, before)
-    assert lost <= n // 2, after
+    from stark_ros.ros.compat import COUNTS_LOST
+    if COUNTS_LOST:
+        assert received + lost == n, (after, before)
+    else:   # Jazzy's MessageInfo has no publisher gid: losses cannot be counted
+        assert lost == 0 and received <= n, (after, before)
+    assert lost <= n // 2 and received >= n // 2, after
     assert processed + dropped == received, after
     assert len(detections) == processed
     assert processed < n / 2 and dropped > n / 2, (processed, dropped)
@@ -352,29 +356,33 @@ def _images_during_init(runner, namespace, data):
         _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
         stop = threading.Event()
 
+        sent = [0]
+
         def camera():
             while not stop.is_set():
                 harness.publish(_frame_msg(data, 1))
+                sent[0] += 1
                 time.sleep(0.05)
         thread = threading.Thread(target=camera, daemon=True)
         before = node.stats()['received']
         thread.start()
         try:
             response = harness.init(data['init_box'])
-            during = node.stats()['received'] - before
+            during, published = node.stats()['received'] - before, sent[0]
         finally:
             stop.set()
             thread.join()
         assert response.success, response.message
-        return during
+        return during, published
 
 
 def test_init_service_does_not_block_the_executor(ros_runner, ros_namespace, oracle):
     # One executor thread (as tracker_node runs): a service callback that waited for the worker would stall
     # the image subscription for the whole 1.5 s; the coroutine service lets ~30 images through.
+    # Counted against the images published meanwhile, so a loaded machine (fewer of both) cannot fail it.
     data, _ = oracle
-    during = _images_during_init(ros_runner, ros_namespace + '/slow', data)
-    assert during >= 10, during
+    during, published = _images_during_init(ros_runner, ros_namespace + '/slow', data)
+    assert during >= max(3, published // 3), (during, published)
 
 
 def test_node_runs_on_a_multithreaded_executor(ros_namespace, oracle):
@@ -385,7 +393,7 @@ def test_node_runs_on_a_multithreaded_executor(ros_namespace, oracle):
     data, _ = oracle
     runner = RosRunner(num_threads=3)
     try:
-        assert _images_during_init(runner, ros_namespace + '/mt', data) >= 1
+        assert _images_during_init(runner, ros_namespace + '/mt', data)[0] >= 1
     finally:
         runner.shutdown()
 

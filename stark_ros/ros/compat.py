@@ -8,15 +8,15 @@ project's calls against Humble's API):
 * ``Node.add_post_set_parameters_callback`` (Iron+): Humble has only ``add_on_set_parameters_callback``. Without it,
   the apply step runs at the end of the validation callback, once the change is accepted.
 * ``MessageInfo`` for subscription callbacks (Iron+: a callback taking two arguments gets ``(msg, info)``): Humble's
-  executor calls ``callback(msg)``. Without it the callback gets ``info=None`` (the node then cannot count images
-  lost before delivery).
+  executor calls ``callback(msg)``. Without it the callback gets ``info=None``. Counting images lost before
+  delivery also needs the publisher's gid in it, which only Kilted's has (:data:`COUNTS_LOST`).
 
 ``rclpy.executors.ExternalShutdownException`` (Humble has it) is looked up with a fallback too, so that an older
 rclpy fails no import.
 """
 import signal
 
-from rclpy import executors
+from rclpy import executors, subscription
 from rclpy.node import Node
 from rclpy.subscription import Subscription
 
@@ -25,6 +25,11 @@ HAS_POST_SET_PARAMETERS_CALLBACK = hasattr(Node, 'add_post_set_parameters_callba
 #: rclpy passes ``MessageInfo`` to two-argument subscription callbacks (Iron, Jazzy, Kilted; not Humble), which
 #: it chooses by ``Subscription.CallbackType``.
 HAS_MESSAGE_INFO = hasattr(Subscription, 'CallbackType')
+#: rclpy's ``MessageInfo`` names the publisher (``publisher_gid``: Kilted; Jazzy's has sequence numbers only), which
+#: counting images lost before delivery needs (sequence numbers are per publisher).
+HAS_PUBLISHER_GID = 'publisher_gid' in getattr(getattr(subscription, 'MessageInfo', None), '__annotations__', {})
+#: Whether the node can count images lost before delivery (``TrackerNode.stats()['lost']``).
+COUNTS_LOST = HAS_MESSAGE_INFO and HAS_PUBLISHER_GID
 
 
 def add_parameter_callbacks(node, validate, apply):
@@ -78,3 +83,13 @@ def ignore_repeated_interrupts():
 
 def _ignore_signal(signum, frame):
     pass
+
+
+def ignore_interrupts_from_now_on():
+    """Ignore SIGINT in the kernel for the rest of the process (the node is shutting down).
+
+    Unlike the Python no-op of :func:`ignore_repeated_interrupts` this also holds while rclpy uninstalls its handlers
+    and while the interpreter finalises (Python then resets the signals it handles to their default action, and a
+    late SIGINT would kill the process with status -2, as seen with Jazzy under load).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -266,7 +266,8 @@ class TrackerNode(Node):
 
         ``received`` valid images, ``rejected`` malformed images, ``lost`` images published but never
         delivered to the node (from gaps in the publishers' sequence numbers: the depth-1 sensor-data queue
-        was overwritten before the executor took the image), ``processed`` frames tracked (a detection was
+        was overwritten before the executor took the image; counted where rclpy's MessageInfo names the
+        publisher, i.e. Kilted: :data:`stark_ros.ros.compat.COUNTS_LOST`), ``processed`` frames tracked (a detection was
         published), ``dropped`` frames received after the target's image that the worker skipped because a
         newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``buffered``
         images in the buffer, ``tracking`` whether a target is set, ``pending`` images received after the
@@ -593,10 +594,12 @@ def main(args=None):
     except (KeyboardInterrupt, compat.ExternalShutdownException):
         pass
     finally:
+        compat.ignore_interrupts_from_now_on()  # a second SIGINT may come any time now, even in finalisation
         executor.remove_node(node)
         node.destroy_node()
         executor.shutdown()
         rclpy.try_shutdown()
+        compat.ignore_interrupts_from_now_on()  # again, whatever rclpy restored when it uninstalled its handlers
     return 0
 
 
