@@ -37,7 +37,8 @@ import torch  # noqa: E402
 from stark_ros.allocator import tune_allocator  # noqa: E402
 from stark_ros.demo import latencies_ms, run_pipeline  # noqa: E402
 from stark_ros.io import bundled_video, open_frames  # noqa: E402
-from stark_ros.ros.tracker_node import format_timing, inference_threads, parse_timing  # noqa: E402
+from stark_ros.cpu import inference_threads  # noqa: E402
+from stark_ros.ros.timing import format_timing, parse_timing  # noqa: E402
 from stark_ros.tracker import StarkTracker  # noqa: E402
 
 #: The roof hatch of bikes.mp4 frame 0 (303, 2, 60, 78 at 640x272), scaled to 640x480.

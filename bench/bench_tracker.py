@@ -29,7 +29,7 @@ What is measured, per variant (all backends of a variant live in one process):
 * ``start s``: start-up: building the engine (copy/fold, ONNX export + OpenVINO/ORT compilation) plus the first
   ``initialize()`` and ``track()`` (where ``torch.compile`` compiles, once per input shape).
 * ``dev px``: the largest |box difference| in pixels from the eager fp32 tracker on the variant's oracle
-  teacher-forced sequence (shared/reference; 39 frames ST50/Lightning, 19 frames S50/ST101). lite0, the project's
+  teacher-forced sequence (test/fixtures; 39 frames ST50/Lightning, 19 frames S50/ST101). lite0, the project's
   own variant, has no official oracle: it runs the ST50 oracle's frames and teacher-forced states.
 
 With ``--node-seconds S`` the script then runs the ROS node behind a 30 Hz 640x480 bgr8 camera over DDS for S
@@ -57,11 +57,12 @@ import torch  # noqa: E402
 
 from stark_ros.allocator import tune_allocator  # noqa: E402
 from stark_ros.backends import available_backends, build_engine, cpu_supports_bf16  # noqa: E402
+from stark_ros.cpu import available_cores  # noqa: E402
 from stark_ros.model import load_network  # noqa: E402
 from stark_ros.tracker import StarkTracker, TrackerParams  # noqa: E402
 
 VARIANTS = ('s50', 'st50', 'st101', 'lightning', 'lite0')
-REFERENCE = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference')
+REFERENCE = os.path.join(REPO_ROOT, 'test', 'fixtures')
 ORACLES = {'st50': 'oracle_st50_seed0.npz', 's50': 'oracle_s50_seed0.npz', 'st101': 'oracle_st101_seed0.npz',
            'lightning': 'oracle_lightning_seed0.npz',
            'lite0': 'oracle_st50_seed0.npz'}   # no official lite0 oracle: the ST50 sequence, frames and states
@@ -374,7 +375,7 @@ def main(argv=None):
     parser.add_argument('--backends', default=None, help='comma-separated specs (default: every available one)')
     parser.add_argument('--frames', type=int, default=30)
     parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument('--threads', type=int, default=available_cores())
     parser.add_argument('--gap-ms', type=float, default=5.0,
                         help='sleep before each timed call so the previous runtime\'s threads stop spinning')
     parser.add_argument('--no-memory', action='store_true', help='skip the per-backend memory child processes')

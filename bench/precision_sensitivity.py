@@ -52,6 +52,7 @@ if REPO_ROOT not in sys.path:
 
 from bench_tracker import ORACLES, oracle_forced_boxes  # noqa: E402
 from stark_ros.backends import build_engine, cpu_supports_bf16  # noqa: E402
+from stark_ros.cpu import available_cores  # noqa: E402
 from stark_ros.backends.folding import fold_batchnorms  # noqa: E402
 from stark_ros.model import load_network  # noqa: E402
 
@@ -232,7 +233,7 @@ def main(argv=None):
                         help="comma-separated real engines of that precision to compare (default for bf16: "
                              "openvino and torch-fast where the CPU has native bf16; none for fp16, a CUDA "
                              "precision; '' for none)")
-    parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument('--threads', type=int, default=available_cores())
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     network, _ = load_network(args.checkpoint, args.variant, 'cpu')

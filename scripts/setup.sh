@@ -3,6 +3,10 @@
 # then run the main job (python -m stark_ros.demo) unless --no-demo is given.
 #
 #   bash scripts/setup.sh [--no-demo] [demo arguments...]
+#   ROS_DISTRO=jazzy bash scripts/setup.sh [--no-demo] [...]     # the same with ROS 2 Jazzy, in .venv-jazzy
+#
+# ROS_DISTRO picks the ROS 2 wheels: kilted (default; requirements.txt, venv .venv) or jazzy
+# (requirements-jazzy.txt for the ROS lines, the rest of requirements.txt; venv .venv-jazzy).
 #
 # Idempotent: every step records a hash of its inputs in .venv/.stamps/ and is skipped
 # on a re-run when the inputs did not change. FORCE=1 redoes every step.
@@ -22,10 +26,17 @@ for arg in "$@"; do
 done
 
 PYTHON="${PYTHON:-python3.11}"
-VENV="$ROOT/.venv"
+DISTRO="${ROS_DISTRO:-kilted}"
+case "$DISTRO" in
+    kilted) VENV="$ROOT/.venv"; BUILD="$ROOT/build" ;;
+    jazzy) VENV="$ROOT/.venv-jazzy"; BUILD="$ROOT/build/jazzy" ;;
+    *) printf '[setup] ERROR: ROS_DISTRO=%s: PyPI has ROS 2 wheels for kilted and jazzy only. On a robot with %s use\n' \
+           "$DISTRO" "$DISTRO" >&2
+       printf '        colcon (README, "On a robot"); for this venv run: ROS_DISTRO=kilted bash scripts/setup.sh\n' >&2
+       exit 1 ;;
+esac
 VPY="$VENV/bin/python"
 STAMPS="$VENV/.stamps"
-BUILD="$ROOT/build"
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 FORCE="${FORCE:-0}"
 
@@ -64,8 +75,9 @@ stamp_ok() { [ "$FORCE" != 1 ] && [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")"
 stamp_set() { mkdir -p "$STAMPS"; printf '%s\n' "$2" >"$STAMPS/$1"; }
 
 mkdir -p "$BUILD"
-# One setup at a time (scripts/test.sh calls this script; test runs may start in parallel).
-exec 9>"$BUILD/.setup.lock"
+# One setup at a time, whatever the distribution (scripts/test.sh calls this script; test runs may start in
+# parallel, and every distribution's `pip install .` uses ./build/lib).
+exec 9>"$ROOT/build/.setup.lock"
 flock 9
 
 # ---------------------------------------------------------------- 1. virtual environment
@@ -87,9 +99,14 @@ fi
 read -r PYVER SITE < <("$VPY" -c 'import sys, sysconfig; print(sys.version.split()[0], sysconfig.get_paths()["purelib"])')
 
 # ---------------------------------------------------------------- 2. Python packages
-H="$(hash_inputs requirements.txt)"
+if [ "$DISTRO" = kilted ]; then
+    REQUIREMENTS=(requirements.txt)
+else   # the distribution's ROS wheels, and every line of requirements.txt that is not a ROS wheel
+    grep -v -E '^ros-' requirements.txt >"$BUILD/requirements-common.txt"
+    REQUIREMENTS=("requirements-$DISTRO.txt" "$BUILD/requirements-common.txt")
+fi
+H="$(hash_inputs "${REQUIREMENTS[@]}")"
 if ! stamp_ok requirements "$H"; then
-    log "installing requirements.txt (ROS 2 wheels, torch CPU, OpenCV, test tools)"
     # The OpenCV wheels all install the same cv2 module: a venv made before the switch to the contrib build
     # (CSRT / KCF) holds opencv-python-headless, whose removal would also delete the contrib build's files.
     OTHER_CV=$("$VPY" -m pip --disable-pip-version-check list --format=freeze 2>/dev/null \
@@ -98,7 +115,8 @@ if ! stamp_ok requirements "$H"; then
         log "removing $(echo $OTHER_CV) (replaced by opencv-contrib-python-headless)"
         pip_q uninstall -y $OTHER_CV || true
     fi
-    pip_q install -r requirements.txt || { log "ERROR: pip install -r requirements.txt failed"; exit 1; }
+    log "installing ${REQUIREMENTS[*]} (ROS 2 $DISTRO wheels, torch CPU, OpenCV, test tools) into $VENV"
+    pip_q install "${REQUIREMENTS[@]/#/-r}" || { log "ERROR: pip install -r ${REQUIREMENTS[*]} failed"; exit 1; }
     if ! "$VPY" -c 'import cv2; cv2.TrackerCSRT_create' >/dev/null 2>&1; then
         log "reinstalling opencv-contrib-python-headless (cv2 incomplete)"
         pip_q install --force-reinstall --no-deps "$(grep -E '^opencv-contrib-python-headless==' requirements.txt)" \
@@ -107,7 +125,7 @@ if ! stamp_ok requirements "$H"; then
 
     # The wheels' exported CMake files hard-code the wheel build machine's Python and numpy
     # include folders; point them at this interpreter's (idempotent: only old strings are replaced).
-    log "patching include paths in .venv/share/**/*.cmake"
+    log "patching include paths in $VENV/share/**/*.cmake"
     "$VPY" - "$VENV/share" <<'PYEOF'
 import pathlib, sys, sysconfig
 import numpy
@@ -179,7 +197,7 @@ fi
 # Not editable (-e): editable installs skip data_files (share/stark_ros/launch, config, package.xml).
 H="$(hash_inputs setup.py setup.cfg package.xml resource stark_ros launch config)"
 if ! stamp_ok stark_ros "$H" || [ ! -x "$VENV/lib/stark_ros/tracker_node" ]; then
-    log "installing stark_ros into .venv (pip install --no-deps .)"
+    log "installing stark_ros into $VENV (pip install --no-deps .)"
     rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."* "$ROOT"/*.egg-info
     pip_q install --no-deps --no-build-isolation --force-reinstall . \
         || { log "ERROR: pip install . failed"; exit 1; }
@@ -198,6 +216,6 @@ log "environment ready: $VENV"
 flock -u 9
 exec 9>&-
 if [ "$RUN_DEMO" = 1 ]; then
-    log "running the demo: .venv/bin/python -m stark_ros.demo ${DEMO_ARGS[*]:-}"
+    log "running the demo: $VPY -m stark_ros.demo ${DEMO_ARGS[*]:-}"
     exec "$VPY" -m stark_ros.demo "${DEMO_ARGS[@]}"
 fi

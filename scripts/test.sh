@@ -2,6 +2,7 @@
 # Run stark_ros's test suite in .venv:   bash scripts/test.sh [pytest arguments...]
 # Without arguments it runs everything under test/; with arguments they replace that
 # (e.g. `bash scripts/test.sh test/test_packaging.py -x`).
+# ROS_DISTRO=jazzy runs them in .venv-jazzy (ROS 2 Jazzy), set up by `ROS_DISTRO=jazzy bash scripts/setup.sh`.
 # Brings the environment up to date first (scripts/setup.sh --no-demo: a no-op taking well under a
 # second when nothing changed; it reinstalls stark_ros into .venv when its sources changed).
 set -euo pipefail
@@ -9,6 +10,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/setup.sh --no-demo
+case "${ROS_DISTRO:-kilted}" in
+    jazzy) VENV=.venv-jazzy ;;
+    *) VENV=.venv ;;
+esac
 
 # DDS on this machine only: loopback discovery plus the shared-memory profile (large images).
 # test/conftest.py additionally picks a unique ROS_DOMAIN_ID per run.
@@ -19,4 +24,4 @@ export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # -ra: say why tests were skipped/xfailed; --timeout: a hung ROS test fails instead of eating CI time.
 # pytest's exit status is returned as is (5 = no test collected counts as a failure).
 if [ "$#" -eq 0 ]; then set -- test; fi
-exec .venv/bin/python -m pytest -q -ra --durations=10 --timeout=900 -p no:cacheprovider "$@"
+exec "$VENV/bin/python" -m pytest -q -ra --durations=10 --timeout=900 -p no:cacheprovider "$@"

@@ -139,7 +139,8 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
     from stark_ros_msgs.srv import InitTarget
 
     from stark_ros.ros.player import VideoPlayer, play
-    from stark_ros.ros.tracker_node import TrackerNode, stamp_to_ns, xywh_to_bbox
+    from stark_ros.ros.messages import stamp_to_ns, xywh_to_bbox
+    from stark_ros.ros.tracker_node import TrackerNode
 
     namespace = namespace or '/stark_demo_%d' % os.getpid()
     context = rclpy.Context()
@@ -258,7 +259,7 @@ class _NodeProcess:
 
 def latencies_ms(run):
     """Latency of every detection of a :class:`PipelineRun`, image stamp to receipt, ms, in arrival order."""
-    from stark_ros.ros.tracker_node import stamp_to_ns
+    from stark_ros.ros.messages import stamp_to_ns
     return [(receipt_ns - stamp_to_ns(det.header.stamp)) / 1e6 for receipt_ns, det in run.detections]
 
 
@@ -289,7 +290,7 @@ def run(args, out=sys.stdout):
     played, play_seconds, stats = result.played, result.play_seconds, result.node_stats
     detections, frame_of_stamp, synthetic = result.detections, result.frame_of_stamp, result.synthetic
 
-    from stark_ros.ros.tracker_node import bbox_to_xywh, stamp_to_ns
+    from stark_ros.ros.messages import bbox_to_xywh, stamp_to_ns
     rows = []
     for receipt_ns, det in detections:
         stamp_ns = stamp_to_ns(det.header.stamp)
@@ -321,7 +322,7 @@ def run(args, out=sys.stdout):
     timing = stats.get('timing')
     if timing:
         summary['node_timing_ms'] = timing
-        from stark_ros.ros.tracker_node import format_timing
+        from stark_ros.ros.timing import format_timing
         print('inside the node, %s' % format_timing(timing, with_frames=False), file=out)
     print('processed frames per second: %.2f' % summary['fps'], file=out)
     print('wrote %s and %s' % (csv_path, video_path), file=out)

@@ -22,9 +22,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if sys.path[:1] != [REPO_ROOT]:
     sys.path.insert(0, REPO_ROOT)
 
-#: Shared reference data (oracles); CI checks out ``shared/`` beside the repository.
-SHARED_REFERENCE = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference')
-
 if os.environ.get('STARK_TEST_KEEP_ROS_ENV') != '1':
     os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 101)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -40,7 +37,7 @@ import pytest  # noqa: E402
 
 
 def reference_file(name):
-    """Path of a file in ``shared/reference``; fails the test when it is absent (the oracles are mandatory)."""
+    """Path of an acceptance fixture in ``test/fixtures``; fails the test when it is absent (they are mandatory)."""
     from oracles import reference_path
     return reference_path(name)
 

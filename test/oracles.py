@@ -1,4 +1,5 @@
-"""Access to the acceptance fixtures in ``shared/reference`` (beside the repository, in CI too).
+"""Access to the acceptance fixtures in ``test/fixtures`` (copies of the project's reference facts, see
+``test/fixtures/README.md``), so the suite runs from the repository alone (``colcon test`` in a robot workspace).
 
 A missing fixture fails the test: the oracles are the acceptance criterion, never optional.
 """
@@ -12,7 +13,7 @@ import sys
 import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'reference')
+REFERENCE = os.path.join(REPO_ROOT, 'test', 'fixtures')
 
 #: Tolerances suggested by the fixtures' own float64 re-runs (STARK_FACTS.md section 16).
 BOX_TOL_PX = 1e-2
@@ -28,7 +29,7 @@ KEY_FILES = {'st50': 'stark_st50_keys.tsv', 's50': 'stark_s50_keys.tsv', 'st101'
 def reference_path(name):
     """Absolute path of a fixture file; AssertionError if it is missing."""
     path = os.path.join(REFERENCE, name)
-    assert os.path.isfile(path), 'acceptance fixture %s is missing (shared/ must sit beside the repo)' % path
+    assert os.path.isfile(path), 'acceptance fixture %s is missing' % path
     return path
 
 

@@ -10,8 +10,9 @@ import torch
 
 from oracles import BOX_TOL_PX, SCORE_TOL, make_official_checkpoint, oracle, oracle_params, reference_path
 from stark_ros.errors import CheckpointError
-from stark_ros.model import load_network, resolve_device
-from stark_ros.model.checkpoint import mmtrack_to_official_key, read_checkpoint_file
+from stark_ros.backends.device import resolve_device
+from stark_ros.model import load_network
+from stark_ros.model.checkpoint import check_torch_version, mmtrack_to_official_key, read_checkpoint_file
 from stark_ros.model.synthetic import state_dict_digest
 from stark_ros.tracker import StarkTracker
 
@@ -192,6 +193,12 @@ def test_dict_without_weights_is_rejected(tmp_path):
 def test_devices():
     assert resolve_device('cpu') == torch.device('cpu')
     assert resolve_device('auto').type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    # on a machine with a GPU, 'auto' is CUDA for the torch backends and the CPU for the CPU-only ones
+    assert resolve_device('auto', 'torch-fast', cuda_available=True).type == 'cuda'
+    for backend in ('openvino', 'onnxruntime'):
+        assert resolve_device('auto', backend, cuda_available=True) == torch.device('cpu')
+        with pytest.raises(ValueError, match='CPU only'):
+            resolve_device('cuda', backend, cuda_available=True)
     for bad in ('gpu', 'cuda:x', ''):
         with pytest.raises(ValueError, match='unknown device'):
             resolve_device(bad)
@@ -214,3 +221,87 @@ def test_lightning_checkpoints_training_and_deployed_form(tmp_path):
     assert info['variant'] == 'lightning'
     for key, value in fused.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], value), key
+
+
+def test_auto_device_never_picks_cuda_for_a_cpu_only_backend(monkeypatch):
+    """A machine with a GPU (simulated: torch reports CUDA): ``device: auto`` with onnxruntime must build on the CPU;
+    it used to resolve to CUDA, move the network there and fail at start-up."""
+    from stark_ros.backends import load_engine
+    from stark_ros.tracker import TrackerParams
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    engine, info = load_engine(None, 'lightning', 'auto', 'onnxruntime', params=TrackerParams())
+    assert info['device'] == 'cpu' and engine.device == torch.device('cpu')
+
+
+@pytest.mark.parametrize('version, ok', [('2.5.1+cu121', False), ('1.13.1', False), ('2.6.0', True),
+                                         ('2.13.0+cpu', True), ('3.0.0a0', True), ('garbage', False)])
+def test_torch_older_than_2_6_is_refused(version, ok):
+    if ok:
+        check_torch_version(version)
+    else:
+        with pytest.raises(CheckpointError, match=r'CVE-2025-32434.*torch >= 2\.6'):
+            check_torch_version(version)
+
+
+def test_reading_a_checkpoint_with_old_torch_is_refused(official_st50, monkeypatch):
+    monkeypatch.setattr(torch, '__version__', '2.5.1')
+    with pytest.raises(CheckpointError, match='torch 2.5.1 cannot read checkpoints safely'):
+        read_checkpoint_file(official_st50)
+
+
+class _TrainerSettings:
+    """Stands for the official trainer's pickled ``settings`` object: torch's safe loader refuses it."""
+
+
+def _inflated_checkpoint(path, legacy, numel=2 ** 34):
+    """A checkpoint whose only storage claims ``numel`` float32 elements (64 GiB by default) but holds 4."""
+    import io
+    import zipfile
+    obj = {'settings': _TrainerSettings(), 'net': {'w': torch.zeros(4)}}   # settings first: restricted path
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=not legacy)
+    small, big = b'X\x03\x00\x00\x00cpuq', b'K\x04'
+    if legacy:
+        data = buf.getvalue()
+        at = data.index(small) + len(small) + 1
+        assert data[at:at + 2] == big
+        path.write_bytes(data[:at] + b'\x8a\x05' + numel.to_bytes(5, 'little') + data[at + 2:])   # LONG1
+        return str(path)
+    buf.seek(0)
+    with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith('data.pkl'):
+                at = data.index(small) + len(small) + 1
+                assert data[at:at + 2] == big
+                data = data[:at] + b'\x8a\x05' + numel.to_bytes(5, 'little') + data[at + 2:]
+            zout.writestr(item, data)
+    return str(path)
+
+
+@pytest.mark.parametrize('legacy', [True, False])
+def test_restricted_unpickler_bounds_storages_by_the_file_size(tmp_path, legacy):
+    """A storage larger than the file is refused before torch allocates it (it used to ask for 64 GiB)."""
+    path = _inflated_checkpoint(tmp_path / 'inflated.pth', legacy)
+    with pytest.raises(CheckpointError, match=r'a storage of 68719476736 bytes is larger than the checkpoint file '
+                                              r'\(%d bytes\)' % os.path.getsize(path)):
+        read_checkpoint_file(path)
+
+
+def test_restricted_unpickler_still_reads_trainer_checkpoints(tmp_path):
+    path = tmp_path / 'trainer.pth'
+    for legacy in (True, False):
+        torch.save({'settings': _TrainerSettings(), 'net': {'w': torch.arange(4.0)}}, path,
+                   _use_new_zipfile_serialization=not legacy)
+        obj = read_checkpoint_file(str(path))
+        assert torch.equal(obj['net']['w'], torch.arange(4.0)) and type(obj['settings']).__name__ == '_TrainerSettings'
+
+
+def test_storage_classes_in_a_checkpoint_allocate_nothing(tmp_path):
+    """A legacy file whose header pickle calls ``torch.FloatStorage(2**40)``: the restricted unpickler must not resolve
+    storage classes (that call asked for 4 TiB); the file is then refused as corrupt."""
+    path = tmp_path / 'storage_call.pth'
+    path.write_bytes(b'\x80\x02ctorch\nFloatStorage\n\x8a\x06' + (2 ** 40).to_bytes(6, 'little') + b'\x85R.')
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint_file(str(path))
+    assert 'allocate' not in str(info.value) and 'magic number' in str(info.value), info.value

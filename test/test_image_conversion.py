@@ -157,11 +157,21 @@ def test_header_stamp_and_frame_id():
 
 
 def test_packing_is_fast():
+    """Packing a 1280x720 frame must not take the per-element path (76-235 ms per frame, ROS2_ON_PYPI.md): compared,
+    in the same process, with a plain copy of the same bytes, so a loaded machine slows both alike."""
     import time
     frame = np.zeros((720, 1280, 3), np.uint8)
-    t0 = time.perf_counter()
+
+    def best_of(function, repeats=5):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+    copy = best_of(lambda: bytearray(frame.tobytes()))
+    pack = best_of(lambda: ic.array_to_image_msg(frame, 'bgr8'))
     msg = ic.array_to_image_msg(frame, 'bgr8')
-    t1 = time.perf_counter()
-    ic.image_msg_to_rgb(msg)
-    t2 = time.perf_counter()
-    assert t1 - t0 < 0.05 and t2 - t1 < 0.05
+    unpack = best_of(lambda: ic.image_msg_to_rgb(msg))
+    # a few copies' worth each; the per-element path is thousands of times a copy
+    assert pack < 50 * copy + 2e-3 and unpack < 50 * copy + 2e-3, (pack, unpack, copy)

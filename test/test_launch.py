@@ -86,7 +86,7 @@ def test_launch_file_is_standard_launch_ros(launch_tree):
     used = {_const(c.args[0]) for c in _calls(launch_tree, 'LaunchConfiguration')}
     assert used <= args
     # parameter overrides name real parameters of the node
-    from stark_ros.ros.tracker_node import PARAMETERS
+    from stark_ros.ros.parameters import PARAMETERS
     dicts = [d for d in ast.walk(kw['parameters']) if isinstance(d, ast.Dict)]
     assert dicts and all(_const(k) in PARAMETERS for d in dicts for k in d.keys)
 
@@ -111,7 +111,7 @@ def test_launch_executable_and_config_are_installed(launch_tree, share_dir):
 
 
 def test_yaml_values_are_the_node_defaults(yaml_params):
-    from stark_ros.ros.tracker_node import PARAMETERS
+    from stark_ros.ros.parameters import PARAMETERS
     assert list(yaml_params) == list(PARAMETERS)
     for name, value in yaml_params.items():
         default = PARAMETERS[name][0]

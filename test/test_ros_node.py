@@ -9,7 +9,6 @@ import array
 import contextlib
 import itertools
 import json
-import math
 import time
 
 import numpy as np
@@ -227,8 +226,9 @@ def test_reset_stops_detections(setup):
     response = harness.reset()
     assert response.success and 'target' in response.message
     assert not node.stats()['tracking']
-    harness.publish(_frame_msg(data, 1))
-    assert harness.next_detection(NO_DETECTION_WAIT) is None
+    _publish_and_wait_buffered(node, harness, _frame_msg(data, 1))   # the node did receive it...
+    _wait_idle(node)
+    assert harness.next_detection(NO_DETECTION_WAIT) is None          # ...and published nothing
     assert harness.reset().message == 'no target was set'
 
 
@@ -267,48 +267,55 @@ def test_parameters(setup):
 
 def test_newest_image_wins_under_a_burst(setup):
     """A burst much faster than inference: every image after the init frame is either tracked or counted as
-    dropped, the backlog never exceeds one frame, and the last image published is the last one tracked."""
+    dropped, the worker always takes the newest image (it never works through a backlog), and the last image
+    published is the last one tracked. Counts only: no wall-clock bound, so a loaded machine cannot fail it."""
     node, harness, data = setup
     _tracking(node, harness, data)
     _wait_idle(node)
     before = node.stats()
     n = 60
     msgs = [_frame_msg(data, 1 + i % 30) for i in range(n)]
-    max_pending = 0
-    t0 = time.monotonic()
+    after_take = []     # images pending right after the worker took one (newest-wins: only later arrivals)
+    last = [before]
+
+    def sample():
+        now = node.stats()
+        if now['processed'] + now['dropped'] > last[0]['processed'] + last[0]['dropped']:
+            after_take.append(now['pending'])
+        last[0] = now
+        return now
     for msg in msgs:
         harness.publish(msg)
         time.sleep(0.01)
-        max_pending = max(max_pending, node.stats()['pending'])
-    burst = time.monotonic() - t0
+        sample()
+    at_end = node.stats()
+    # until the worker is idle again (the last image is taken after the burst, however slow the machine)
+    assert wait_for(lambda: (lambda now: now['pending'] == 0 and not now['busy'])(sample()), 120.0), node.stats()
     _wait_idle(node)
-    done = time.monotonic()
     after = node.stats()
     received, processed, dropped, lost = (after[k] - before[k] for k in ('received', 'processed', 'dropped', 'lost'))
     detections = harness.drain()
-    print('burst of %d in %.2f s:' % (n, burst), {k: after[k] - before[k] for k in after if k in before})
+    print('burst of %d:' % n, {k: after[k] - before[k] for k in after if k in before}, 'pending after takes',
+          after_take)
     # Every published image is accounted for: lost = overwritten in the depth-1 sensor-data queue before
     # the executor took it (counted from publisher sequence numbers); the rest were received, and every
     # received image after the init frame was either tracked or dropped because a newer one arrived.
-    assert received + lost == n, (after, before)
-    assert lost <= n // 2, after
+    from stark_ros.ros.compat import COUNTS_LOST
+    if COUNTS_LOST:
+        assert received + lost == n, (after, before)
+    else:   # Jazzy's MessageInfo has no publisher gid: losses cannot be counted
+        assert lost == 0 and received <= n, (after, before)
+    assert lost <= n // 2 and received >= n // 2, after
     assert processed + dropped == received, after
     assert len(detections) == processed
-    assert processed < n / 2 and dropped > n / 2, (processed, dropped, burst)
+    assert processed < n / 2 and dropped > n / 2, (processed, dropped)
     assert detections[-1].header.stamp == msgs[-1].header.stamp  # the newest image was tracked last
     stamps = [_ns(d.header.stamp) for d in detections]
     assert stamps == sorted(stamps)  # in order, no stale frame after a newer one
-    assert done - t0 < burst + 3.0  # no backlog to work off after the burst
-    # the worker's queue never held more than the frames that arrived during one inference
-    assert max_pending <= 1 + math.ceil(0.6 / 0.01)
-
-
-def test_inference_threads_leave_a_core_free():
-    from stark_ros.ros.tracker_node import inference_threads
-    assert inference_threads(0, cpu_count=2) == 1
-    assert inference_threads(0, cpu_count=1) == 1
-    assert inference_threads(0, cpu_count=8) == 7
-    assert inference_threads(3, cpu_count=8) == 3
+    # no backlog to work off after the burst: at most the frame in flight and the newest one
+    assert after['processed'] - at_end['processed'] <= 2, (at_end, after)
+    # each take left only images that arrived after it (a FIFO worker would leave the backlog, dozens)
+    assert after_take and max(after_take) <= 15, after_take
 
 
 def _slow_tracker(init_delay=0.0, track_delay=0.0):
@@ -349,29 +356,33 @@ def _images_during_init(runner, namespace, data):
         _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
         stop = threading.Event()
 
+        sent = [0]
+
         def camera():
             while not stop.is_set():
                 harness.publish(_frame_msg(data, 1))
+                sent[0] += 1
                 time.sleep(0.05)
         thread = threading.Thread(target=camera, daemon=True)
         before = node.stats()['received']
         thread.start()
         try:
             response = harness.init(data['init_box'])
-            during = node.stats()['received'] - before
+            during, published = node.stats()['received'] - before, sent[0]
         finally:
             stop.set()
             thread.join()
         assert response.success, response.message
-        return during
+        return during, published
 
 
 def test_init_service_does_not_block_the_executor(ros_runner, ros_namespace, oracle):
     # One executor thread (as tracker_node runs): a service callback that waited for the worker would stall
     # the image subscription for the whole 1.5 s; the coroutine service lets ~30 images through.
+    # Counted against the images published meanwhile, so a loaded machine (fewer of both) cannot fail it.
     data, _ = oracle
-    during = _images_during_init(ros_runner, ros_namespace + '/slow', data)
-    assert during >= 10, during
+    during, published = _images_during_init(ros_runner, ros_namespace + '/slow', data)
+    assert during >= max(3, published // 3), (during, published)
 
 
 def test_node_runs_on_a_multithreaded_executor(ros_namespace, oracle):
@@ -382,7 +393,7 @@ def test_node_runs_on_a_multithreaded_executor(ros_namespace, oracle):
     data, _ = oracle
     runner = RosRunner(num_threads=3)
     try:
-        assert _images_during_init(runner, ros_namespace + '/mt', data) >= 1
+        assert _images_during_init(runner, ros_namespace + '/mt', data)[0] >= 1
     finally:
         runner.shutdown()
 
@@ -437,8 +448,9 @@ def test_frame_policy_fresh_tracks_images_that_did_not_wait(ros_runner, ros_name
         fresh = _camera_waits(node, harness, data, 'fresh')
         newest = _camera_waits(node, harness, data, 'newest')
     print('wait ms (p50, p95): fresh %s, newest %s' % (fresh, newest))
-    # fresh: the typical tracked image did not wait; newest: some waited most of a camera period
-    assert fresh[0] < 15.0 < newest[1], (fresh, newest)
+    # fresh: the typical tracked image did not wait; newest: some waited most of a camera period (a ratio, not a
+    # bound in ms: on a loaded machine both waits grow by the scheduling delay)
+    assert fresh[0] < 0.5 * newest[1] and newest[1] > 20.0, (fresh, newest)
 
 
 def test_frame_policy_rejects_unknown_values(setup):
@@ -455,15 +467,101 @@ def test_init_times_out_when_the_worker_stays_busy(ros_runner, ros_namespace, or
     import stark_ros.ros.tracker_node as tracker_node
     monkeypatch.setattr(tracker_node, 'INIT_TIMEOUT_SEC', 0.5)
     data, _ = oracle
-    with _own_node(ros_runner, ros_namespace + '/busy', _slow_tracker(track_delay=3.0)) as (node, harness):
+    with _own_node(ros_runner, ros_namespace + '/busy', _slow_tracker(track_delay=6.0)) as (node, harness):
         _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
         assert harness.init(data['init_box']).success
         assert harness.publish_until(_frame_msg(data, 1), lambda: node.stats()['busy'])
-        started = time.monotonic()
+        processed = node.stats()['processed']
         response = harness.init(data['init_box'], target_id='second')
-        answered = time.monotonic() - started
         assert not response.success and 'tracker busy' in response.message, response.message
-        assert answered < 2.5, answered                 # before the 3 s track() ended
+        # answered while the worker was still inside that 6 s track() (a count, not a time bound)
+        assert node.stats()['processed'] == processed and node.stats()['busy'], node.stats()
         det = harness.next_detection()                  # the first target is still tracked
         assert det is not None and det.id == 'target'
 
+
+
+@pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
+def test_engine_backends_take_num_threads_and_refuse_template_sizes_they_cannot_run(ros_runner, ros_namespace,
+                                                                                     oracle, backend):
+    """num_threads reaches the openvino / onnxruntime engines (they used to take every core), and a template_size
+    without a compiled graph is refused when it is set, with the reason, instead of failing the next init_target
+    and dropping the target."""
+    from rclpy.parameter import Parameter
+    from stark_ros.backends import backend_available
+    if not backend_available(backend):
+        pytest.skip('%s is not installed' % backend)
+    data, _ = oracle
+    namespace = ros_namespace + '/' + backend
+    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='lightning', device='auto',
+                              backend=backend, num_threads=1)
+    harness = TrackerHarness(ros_runner, namespace)
+    try:
+        assert node.tracker.network.backend == backend and node.tracker.network.threads == 1
+        harness.wait_connected()
+        _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
+        assert harness.init(data['init_box']).success
+        result, = node.set_parameters([Parameter('template_size', value=160)])
+        assert not result.successful and '128' in result.reason, result.reason
+        assert node.get_parameter('template_size').value == 128
+        _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
+        assert harness.init(data['init_box'], target_id='again').success    # the next init still works
+        msg = _frame_msg(data, 1)
+        harness.publish(msg)
+        det = harness.next_detection()
+        while det is not None and det.header.stamp != msg.header.stamp:    # the old target's, sent before
+            det = harness.next_detection()
+        assert det is not None and det.id == 'again'
+    finally:
+        harness.close()
+        ros_runner.remove(node)
+
+
+def test_lightning_refuses_a_template_size_without_a_position_table(setup, ros_runner, ros_namespace, oracle):
+    from rclpy.parameter import Parameter
+    data, _ = oracle
+    namespace = ros_namespace + '/lightning_ts'
+    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='lightning', device='cpu')
+    try:
+        result, = node.set_parameters([Parameter('template_size', value=96)])
+        assert not result.successful and 'position table' in result.reason, result.reason
+        assert node.set_parameters([Parameter('template_size', value=128)])[0].successful
+    finally:
+        ros_runner.remove(node)
+    # the ST50 node (sine position encoding) takes any multiple of 16
+    st50, _, _ = setup
+    assert st50.set_parameters([Parameter('template_size', value=96)])[0].successful
+    assert st50.set_parameters([Parameter('template_size', value=128)])[0].successful
+
+
+def test_humble_fallbacks_track_and_apply_parameters(ros_runner, ros_namespace, oracle, monkeypatch):
+    """The node as it runs on Humble's rclpy: no post-set parameter callback (changes are applied by the validation
+    callback) and message-only subscription callbacks (no MessageInfo). Real rclpy and DDS; only the two feature
+    flags of stark_ros.ros.compat are switched off."""
+    from rclpy.parameter import Parameter
+    from stark_ros.ros import compat
+    monkeypatch.setattr(compat, 'HAS_POST_SET_PARAMETERS_CALLBACK', False)
+    monkeypatch.setattr(compat, 'HAS_MESSAGE_INFO', False)
+    data, meta = oracle
+    namespace = ros_namespace + '/humble'
+    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='st50', device='cpu',
+                              update_interval=int(meta['update_intervals'][0]),
+                              score_threshold=float(meta['update_threshold_used']))
+    harness = TrackerHarness(ros_runner, namespace)
+    try:
+        harness.wait_connected()
+        assert node.set_parameters([Parameter('class_id', value='humble')])[0].successful
+        assert not node.set_parameters([Parameter('frame_policy', value='oldest')])[0].successful
+        assert node.get_parameter('frame_policy').value == 'fresh'
+        _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
+        assert harness.init(data['init_box']).success
+        msg = _frame_msg(data, 1)
+        harness.publish(msg)
+        det = harness.next_detection()
+        assert det is not None and det.header.stamp == msg.header.stamp
+        _assert_box(det, data, 1)
+        assert det.results[0].hypothesis.class_id == 'humble'
+        assert node.stats()['lost'] == 0          # not counted without MessageInfo
+    finally:
+        harness.close()
+        ros_runner.remove(node)

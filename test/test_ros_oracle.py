@@ -1,4 +1,4 @@
-"""The tracker node over real DDS reproduces the official-code oracles (shared/reference/oracle_*_seed0.npz).
+"""The tracker node over real DDS reproduces the official-code oracles (test/fixtures/oracle_*_seed0.npz).
 
 The oracles were made with synthetic seed-0 weights, which is what the node loads with ``checkpoint=''``.
 Frames are published one at a time as bgr8 and each detection is awaited, so no frame is dropped.

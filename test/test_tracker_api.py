@@ -31,7 +31,9 @@ def frame():
     ((320, 10, 20, 20), 'does not overlap'),
     ((-30, 10, 30, 20), 'does not overlap'),
     ((10, 240, 20, 20), 'does not overlap'),
-    ((-5000, 100, 5010, 1), 'too far outside'),
+    ((-300, 100, 310, 1), 'too far outside'),
+    ((10, 10, 1e6, 1e6), 'larger than the 320x240 image'),   # its crops would need 1.2 TB
+    ((0, 0, 321, 10), 'larger than'),
     ((1, 2, 3), '4 numbers'),
     (('a', 2, 3, 4), '4 numbers'),
 ])

@@ -97,14 +97,31 @@ def test_frame1_crops_are_bit_exact():
 
 @pytest.mark.parametrize('forced', [False, True])
 def test_dynamic_template_inputs(forced):
-    """The dynamic template is cropped from the current frame around the new, clipped state."""
+    """The tracker's own dynamic-template inputs (what it feeds the backbone when it updates the template) equal the
+    official ones, on the frames where the official tracker updated."""
     o, f1 = oracle('st50'), frame1_intermediates()
     prefix = 'forced_' if forced else ''
-    frames_with_update = f1[prefix + 'update_frames']
-    preprocess = Preprocessor('cpu')
-    for index, t in enumerate(frames_with_update):
-        assert o[prefix + 'template_updated'][t]
-        box = o[prefix + 'template_update_box'][t]
-        np.testing.assert_allclose(box, o[prefix + 'boxes'][t])
-        image, _ = preprocess(sample_target(o['frames_rgb'][t], box, 2.0, 128))
-        np.testing.assert_allclose(image.numpy(), f1[prefix + 'update_template_input'][index], atol=1e-5)
+    network, info = load_network(None, 'st50', 'cpu')
+    tracker = StarkTracker(network, oracle_params('st50'), info)
+    frames = o['frames_rgb']
+    tracker.initialize(frames[0], o['init_box'])
+    inputs = []                                        # every preprocessed crop of this frame, in call order
+    preprocess = tracker.preprocess
+
+    def recording(crop):
+        image, mask = preprocess(crop)
+        inputs.append(image.clone())
+        return image, mask
+    tracker.preprocess = recording
+    updates = {}
+    for t in range(1, len(frames)):
+        if forced:
+            tracker.state = o['forced_state_in'][t]
+        inputs.clear()
+        result = tracker.track(frames[t])
+        if result.template_updated:
+            assert len(inputs) == 2 and inputs[1].shape[-1] == 128      # search crop, then the new template
+            updates[t] = inputs[1].numpy()
+    assert sorted(updates) == [int(t) for t in f1[prefix + 'update_frames']]
+    for index, t in enumerate(f1[prefix + 'update_frames']):
+        np.testing.assert_allclose(updates[int(t)], f1[prefix + 'update_template_input'][index], atol=1e-5)

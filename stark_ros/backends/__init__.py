@@ -19,6 +19,7 @@ tolerances (boxes 1e-2 px, scores 1e-4); reduced-precision paths are bounded aga
 import importlib.util
 
 from .common import Engine, cpu_supports_bf16, default_threads, resolve_precision
+from .device import CPU_ONLY_BACKENDS, resolve_device
 
 #: Backend names accepted by :func:`build_engine`, in order of preference for the reference.
 BACKENDS = ('torch', 'torch-fast', 'openvino', 'onnxruntime')
@@ -91,6 +92,7 @@ def load_engine(checkpoint=None, variant='auto', device='cpu', backend='torch', 
     params = params if params is not None else TrackerParams()
     if backend not in BACKENDS:   # fail before the (slow) network build
         raise ValueError('unknown backend %r (known: %s)' % (backend, ', '.join(BACKENDS)))
+    device = resolve_device(device, backend)    # 'auto' never means CUDA for a CPU-only backend
     network, info = load_network(checkpoint, variant, device, params.search_size, seed, params.template_size,
                                  fuse=fuse)
     engine = build_engine(network, backend, device=info['device'], precision=precision,
@@ -99,5 +101,5 @@ def load_engine(checkpoint=None, variant='auto', device='cpu', backend='torch', 
     return engine, info
 
 
-__all__ = ['BACKENDS', 'Engine', 'available_backends', 'backend_available', 'build_engine', 'cpu_supports_bf16',
-           'default_threads', 'load_engine', 'resolve_precision']
+__all__ = ['BACKENDS', 'CPU_ONLY_BACKENDS', 'Engine', 'available_backends', 'backend_available', 'build_engine',
+           'cpu_supports_bf16', 'default_threads', 'load_engine', 'resolve_device', 'resolve_precision']

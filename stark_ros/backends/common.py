@@ -4,12 +4,12 @@ An *engine* is what :class:`stark_ros.tracker.StarkTracker` drives: the contract
 :class:`stark_ros.tracker.engine.InferenceEngine`; every engine here satisfies it.
 """
 import functools
-import os
 
 import torch
 from torch import nn
 
 from ..model.backbone import BACKBONE_STRIDE
+from ..cpu import available_cores
 from ..model.lightning import StarkLightning
 
 #: Precision names accepted by :func:`stark_ros.backends.build_engine`.
@@ -24,6 +24,8 @@ class Engine:
         precision: the precision actually used ('fp32', 'bf16' or 'fp16').
         variant, num_templates, has_score_head, feat_sz: as on the network.
         template_size, search_size: patch sides the engine was built for (pixels).
+        fixed_template_size: the only template size the engine can take (a learned position table, a compiled
+            fixed-shape graph), or None when any multiple of 16 works.
         device: torch device the engine takes its inputs on and returns its outputs on.
     """
 
@@ -36,6 +38,7 @@ class Engine:
         self.feat_sz = network.feat_sz
         self.search_size = search_size(network)
         self.template_size = int(template_size)
+        self.fixed_template_size = getattr(network, 'fixed_template_size', None)
         self.device = torch.device(device)
         self.precision = precision
 
@@ -117,11 +120,9 @@ def resolve_precision(precision, device, supported=('fp32', 'bf16', 'fp16')):
 
 
 def default_threads():
-    """CPU threads to use: the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPU threads to use: the cores this process may run on (:func:`stark_ros.cpu.available_cores`: affinity and
+    cgroup quota)."""
+    return available_cores()
 
 
 def token_count(size):

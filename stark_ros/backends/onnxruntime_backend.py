@@ -42,6 +42,7 @@ class OnnxRuntimeEngine(Engine):
             raise ValueError('the onnxruntime backend runs on the CPU only (got device %s)' % device)
         precision = resolve_precision(precision, device, supported=('fp32',))
         super().__init__(network, device, precision, template_size)
+        self.fixed_template_size = self.template_size     # fixed-shape graphs
         self.threads = int(threads or default_threads())
         if model_dir is None:
             cpu_network = network if next(network.parameters()).device.type == 'cpu' else None

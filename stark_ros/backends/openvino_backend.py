@@ -61,6 +61,7 @@ class OpenVINOEngine(Engine):
         if precision == 'bf16' and not openvino_supports_bf16(core):
             raise ValueError("OpenVINO cannot run bf16 on this CPU (no native bf16); use precision 'fp32'")
         super().__init__(network, device, precision, template_size)
+        self.fixed_template_size = self.template_size     # fixed-shape graphs
         self.threads = int(threads or default_threads())
         self.source = source
         config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_NUM_THREADS': self.threads,

@@ -6,11 +6,11 @@ EfficientNet-Lite0 backbone (:func:`load_imagenet_backbone` initialises it for t
 reads official and MMTracking files; :mod:`.synthetic` makes deterministic weights for runs without a trained
 checkpoint.
 """
-from .checkpoint import load_network, resolve_device
+from .checkpoint import load_network
 from .build import VARIANT_NAMES, build_network
 from .efficientnet import load_imagenet_backbone
 from .lightning import StarkLightning, build_stark_lightning, fuse_repvgg
 from .stark import VARIANTS, Stark, build_stark
 
 __all__ = ['VARIANTS', 'VARIANT_NAMES', 'Stark', 'StarkLightning', 'build_network', 'build_stark',
-           'build_stark_lightning', 'fuse_repvgg', 'load_imagenet_backbone', 'load_network', 'resolve_device']
+           'build_stark_lightning', 'fuse_repvgg', 'load_imagenet_backbone', 'load_network']

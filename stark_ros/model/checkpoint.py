@@ -15,6 +15,7 @@ turns every other global into an inert placeholder, so no code from the file run
 import os
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 
 import torch
@@ -58,52 +59,116 @@ _ALLOWED_GLOBALS = {
     ('builtins', 'list'): list,
     ('builtins', 'dict'): dict,
 }
-_STORAGE_NAME = re.compile(r'^[A-Za-z0-9]*Storage$')
+#: Oldest torch whose ``torch.load(weights_only=True)`` is safe on untrusted files (CVE-2025-32434 affects < 2.6).
+MIN_SAFE_TORCH = (2, 6)
+
+
+def check_torch_version(version=None):
+    """Refuse a torch older than :data:`MIN_SAFE_TORCH` for reading checkpoints.
+
+    Args:
+        version: a torch version string such as ``'2.5.1+cu121'``; default ``torch.__version__``.
+    Raises:
+        CheckpointError: the version is older than 2.6 (or cannot be read), naming the upgrade.
+    """
+    text = str(torch.__version__ if version is None else version)
+    match = re.match(r'(\d+)\.(\d+)', text)
+    if match is None or (int(match.group(1)), int(match.group(2))) < MIN_SAFE_TORCH:
+        raise CheckpointError('torch %s cannot read checkpoints safely: torch.load(weights_only=True) executes code '
+                              'from crafted files before torch 2.6 (CVE-2025-32434). Install torch >= 2.6 (the '
+                              'project pins torch==2.13.0), e.g. pip install "torch>=2.6"' % text)
+
+
+def _element_size(storage_type):
+    """Bytes per element of a storage type from a checkpoint's persistent id (torch's ``StorageType`` or a storage
+    class); 1 when it is unknown, so the bound below stays a bound on the element count."""
+    dtype = getattr(storage_type, 'dtype', None)
+    if isinstance(dtype, torch.dtype):
+        return max(1, dtype.itemsize)
+    return 1
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only :data:`_ALLOWED_GLOBALS` and torch dtypes; every other global becomes an :class:`InertObject`
+    class (storage classes too: torch's loader resolves the storage types it needs itself).
+
+    ``max_storage_bytes`` bounds every storage the torch loader is asked to allocate through ``persistent_load``
+    (``('storage', type, key, location, numel, ...)``): a checkpoint cannot hold a storage larger than itself, so a
+    larger ``numel`` is refused before anything is allocated.
+    """
+
+    max_storage_bytes = None
+
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
             return _ALLOWED_GLOBALS[(module, name)]
-        if module == 'torch' and _STORAGE_NAME.match(name):
-            return getattr(torch, name)
         if module == 'torch' and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
         return type(name, (InertObject,), {'__module__': 'stark_ros.inert.' + module})
 
+    # torch's loader assigns ``unpickler.persistent_load = its_function``; this property keeps the bound in front.
+    @property
+    def persistent_load(self):
+        return self._bounded_persistent_load
 
-class _RestrictedPickleModule:
-    """A ``pickle_module`` for ``torch.load`` whose unpickler never imports or calls unknown globals."""
+    @persistent_load.setter
+    def persistent_load(self, function):
+        self._torch_persistent_load = function
 
-    Unpickler = _RestrictedUnpickler
-    UnpicklingError = pickle.UnpicklingError
+    def _bounded_persistent_load(self, saved_id):
+        loader = getattr(self, '_torch_persistent_load', None)
+        if loader is None:
+            raise pickle.UnpicklingError('persistent id outside a torch checkpoint')
+        if isinstance(saved_id, tuple) and len(saved_id) >= 5 and saved_id[0] == 'storage':
+            numel = saved_id[4]
+            if not isinstance(numel, int) or numel < 0:
+                raise pickle.UnpicklingError('storage with an invalid size %r' % (numel,))
+            nbytes = numel * _element_size(saved_id[1])
+            if self.max_storage_bytes is not None and nbytes > self.max_storage_bytes:
+                raise pickle.UnpicklingError('a storage of %d bytes is larger than the checkpoint file (%d bytes)'
+                                             % (nbytes, self.max_storage_bytes))
+        return loader(saved_id)
 
-    @staticmethod
-    def load(file, **kwargs):
-        return _RestrictedUnpickler(file, **kwargs).load()
+
+def _restricted_pickle_module(max_storage_bytes):
+    """A ``pickle_module`` for ``torch.load`` whose unpickler never imports or calls unknown globals and allocates no
+    storage larger than ``max_storage_bytes``."""
+    unpickler = type('BoundedUnpickler', (_RestrictedUnpickler,), {'max_storage_bytes': int(max_storage_bytes)})
+    return type('RestrictedPickleModule', (), {
+        'Unpickler': unpickler, 'UnpicklingError': pickle.UnpicklingError,
+        'load': staticmethod(lambda file, **kwargs: unpickler(file, **kwargs).load())})
 
 
 def read_checkpoint_file(path):
     """Unpickle a checkpoint without executing code from it.
+
+    Zip-format files (torch >= 1.6) are read with ``torch.load(weights_only=True)``, which checks every storage
+    against its record before allocating; when it refuses a class it does not know (e.g. the official trainer's
+    pickled ``settings``), and for legacy (pre-zip) files, whose storages torch would allocate from the declared
+    size, the restricted unpickler reads the file, with every storage bounded by the file's size.
 
     Args:
         path: file path.
     Returns:
         The unpickled top-level object (tensors on CPU); unknown classes become :class:`InertObject` instances.
     Raises:
-        CheckpointError: the file is missing or is not a readable torch checkpoint.
+        CheckpointError: the file is missing or is not a readable torch checkpoint, a storage is larger than the
+            file, or torch is older than 2.6 (:func:`check_torch_version`).
     """
     if not os.path.isfile(path):
         raise CheckpointError('checkpoint file not found: %s' % path)
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as safe_error:
-        if 'GLOBAL' not in str(safe_error) and 'global' not in str(safe_error):
-            raise CheckpointError('cannot read checkpoint %s: %s' % (path, safe_error)) from safe_error
-    except Exception as error:  # noqa: BLE001 - torch raises many types for a corrupt file
-        raise CheckpointError('cannot read checkpoint %s: %s' % (path, error)) from error
-    try:  # the file names classes outside torch's safe list (e.g. the official trainer's 'settings')
-        return torch.load(path, map_location='cpu', weights_only=False, pickle_module=_RestrictedPickleModule)
+    check_torch_version()
+    if zipfile.is_zipfile(path):
+        try:
+            return torch.load(path, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError as safe_error:
+            if 'GLOBAL' not in str(safe_error) and 'global' not in str(safe_error):
+                raise CheckpointError('cannot read checkpoint %s: %s' % (path, safe_error)) from safe_error
+        except Exception as error:  # noqa: BLE001 - torch raises many types for a corrupt file
+            raise CheckpointError('cannot read checkpoint %s: %s' % (path, error)) from error
+    try:  # unknown classes, or a legacy file
+        return torch.load(path, map_location='cpu', weights_only=False,
+                          pickle_module=_restricted_pickle_module(os.path.getsize(path)))
     except Exception as error:  # noqa: BLE001
         raise CheckpointError('cannot read checkpoint %s: %s' % (path, error)) from error
 
@@ -264,29 +329,6 @@ def _names(keys, limit=8):
     return shown + (', ... (%d more)' % (len(keys) - limit) if len(keys) > limit else '')
 
 
-def resolve_device(device):
-    """``'cpu'``, ``'cuda'``, ``'cuda:N'`` or ``'auto'`` (CUDA when available) -> :class:`torch.device`.
-
-    Raises:
-        ValueError: unknown device string, or CUDA asked for but not available.
-    """
-    text = str(device).strip().lower()
-    if text == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if text == 'cpu':
-        return torch.device('cpu')
-    match = re.fullmatch(r'cuda(?::(\d+))?', text)
-    if not match:
-        raise ValueError("unknown device %r: use 'cpu', 'cuda', 'cuda:N' or 'auto'" % (device,))
-    if not torch.cuda.is_available():
-        raise ValueError('device %r asked for, but CUDA is not available on this machine' % (device,))
-    index = int(match.group(1) or 0)
-    if index >= torch.cuda.device_count():
-        raise ValueError('device %r asked for, but only %d CUDA device(s) exist'
-                         % (device, torch.cuda.device_count()))
-    return torch.device('cuda', index)
-
-
 def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320, seed=0, template_size=128,
                  fuse=True):
     """Build a STARK network, fill it with a checkpoint's weights, and put it in eval mode on ``device``.
@@ -296,7 +338,7 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
             (:func:`stark_ros.model.synthetic.synthetic_state_dict`, seed ``seed``; boxes are then meaningless).
         variant: 'auto' (inferred from the keys; st50 for synthetic weights), 's50', 'st50', 'st101', 'lightning'
             or 'lite0'.
-        device: see :func:`resolve_device`.
+        device: see :func:`stark_ros.backends.device.resolve_device`.
         search_size, template_size: patch sides in pixels (the heads are built for ``size / 16`` cells).
         fuse: fold Lightning's RepVGG branches into single convolutions after loading (faster; boxes within
             3.2e-4 px of the un-fused official tracker). Checkpoints in the fused (deployed) form load either way.
@@ -307,6 +349,7 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
         CheckpointError: unreadable file, or keys/shapes that do not fit the variant (the message names them).
         ValueError: unknown variant or device.
     """
+    from ..backends.device import resolve_device   # not at the top: stark_ros.backends imports stark_ros.model
     torch_device = resolve_device(device)
     if variant != 'auto' and variant not in VARIANT_NAMES:
         raise ValueError('unknown STARK variant %r (known: auto, %s)' % (variant, ', '.join(VARIANT_NAMES)))

@@ -224,6 +224,11 @@ class StarkLightning(nn.Module):
         """Where the parameters are (the tracker sends its inputs there)."""
         return next(self.parameters()).device
 
+    @property
+    def fixed_template_size(self):
+        """The only template patch side (pixels) the learned template position table fits."""
+        return self.pos_emb_z0.size * BACKBONE_STRIDE
+
     def forward_backbone(self, images, masks):
         """images (B, 3, H, W), masks (B, H, W) -> feat (h*w, B, 128), mask (B, h*w), pos (h*w, B, 128).
 

@@ -38,37 +38,41 @@ result while images keep arriving. Any rclpy executor works; ``main`` uses a
 :class:`rclpy.executors.SingleThreadedExecutor` (see there why). :meth:`TrackerNode.timing` splits the
 latency into delivery, wait, work and ``track()``.
 
-Parameters: see :data:`PARAMETERS` (or ``config/tracker.yaml``). ``checkpoint``, ``variant``, ``device``
-and ``search_size`` are read-only (restart the node to change them); changes of the other tracker
-parameters (``update_interval``, ``score_threshold``, ``template_factor``, ``template_size``,
-``search_factor``) take effect at the next ``~/init_target``; ``class_id`` and ``frame_buffer_size`` take
-effect immediately.
+Parameters: :mod:`stark_ros.ros.parameters` (or ``config/tracker.yaml``). Message helpers:
+:mod:`stark_ros.ros.messages`; latency statistics: :mod:`stark_ros.ros.timing`; rclpy differences between Humble,
+Jazzy and Kilted: :mod:`stark_ros.ros.compat`.
+
+Shutdown: :func:`main` lets rclpy's signal handler stop the executor and keeps any further SIGINT (a terminal
+Ctrl-C under ``ros2 launch`` delivers two) from interrupting the clean-up.
 """
 import collections
-import math
-import os
 import sys
 import threading
 import time
 
-import numpy as np
 import rclpy
 import torch
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from stark_ros_msgs.srv import InitTarget
-from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
+from vision_msgs.msg import Detection2D
 
 from stark_ros.allocator import tune_allocator
+from stark_ros.cpu import inference_threads
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
-from stark_ros.model.build import VARIANT_NAMES
+from stark_ros.ros import compat
 from stark_ros.ros.image_conversion import check_image_msg, image_msg_to_rgb
+from stark_ros.ros.messages import (bbox_to_xywh, box_outside_error, format_stamp_ns, init_box_error, make_detection,
+                                    stamp_to_ns)
+from stark_ros.ros.parameters import TRACKER_PARAMS, change_error, declare_parameters, frame_policy_error, \
+    tracker_params
+from stark_ros.ros.timing import LatencyWindow, format_timing
 
 NODE_NAME = 'stark_tracker'
 
@@ -87,149 +91,8 @@ STATS_PERIOD_SEC = 30.0
 #: Tracked frames kept for :meth:`TrackerNode.timing`.
 TIMING_WINDOW = 300
 
-_TRACKER_PARAMS = ('template_factor', 'template_size', 'search_factor', 'search_size',
-                   'update_interval', 'score_threshold')
-
-
-def _float_range(lo, hi):
-    return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-
-
-def _int_range(lo, hi, step=1):
-    return [IntegerRange(from_value=int(lo), to_value=int(hi), step=int(step))]
-
-
-#: name -> (default value, ParameterDescriptor keyword arguments). Declared in this order.
-PARAMETERS = collections.OrderedDict([
-    ('checkpoint', ('', dict(
-        description='Path of a STARK checkpoint (official .pth.tar or MMTracking .pth). Empty: deterministic '
-                    'synthetic weights (seed 0) for testing only -- the boxes are meaningless.',
-        read_only=True))),
-    ('variant', ('auto', dict(
-        description='Network variant; auto = detect from the checkpoint (st50 for synthetic weights).',
-        additional_constraints='one of: auto, ' + ', '.join(VARIANT_NAMES), read_only=True))),
-    ('device', ('auto', dict(
-        description='Torch device for inference; auto = cuda if available, else cpu.',
-        additional_constraints='cpu, cuda, cuda:N or auto', read_only=True))),
-    ('backend', ('torch', dict(
-        description='Inference engine: torch (eager fp32, the reference), torch-fast (folded BN, channels-last), '
-                    'openvino (x86 CPUs) or onnxruntime. See stark_ros.backends.',
-        additional_constraints='one of: torch, torch-fast, openvino, onnxruntime', read_only=True))),
-    ('precision', ('fp32', dict(
-        description='fp32 (reproduces the official tracker), bf16 (CPUs with avx512_bf16/AMX; boxes within about '
-                    '1-2 px of fp32), fp16 (torch-fast on CUDA) or auto.',
-        additional_constraints='one of: fp32, bf16, fp16, auto', read_only=True))),
-    ('update_interval', (200, dict(
-        description='Dynamic template refresh period in frames (ST only). Applied at the next init_target.',
-        integer_range=_int_range(1, 1000000)))),
-    ('score_threshold', (0.5, dict(
-        description='The dynamic template is refreshed only when the confidence is above this (ST only). '
-                    'Applied at the next init_target.',
-        floating_point_range=_float_range(0.0, 1.0)))),
-    ('class_id', ('object', dict(
-        description='class_id written into every Detection2D hypothesis (STARK is class-agnostic).'))),
-    ('template_factor', (2.0, dict(
-        description='Template crop side = sqrt(w*h) * template_factor. Applied at the next init_target.',
-        floating_point_range=_float_range(0.5, 10.0)))),
-    ('template_size', (128, dict(
-        description='Template patch side fed to the network, pixels (multiple of 16). '
-                    'Applied at the next init_target.',
-        integer_range=_int_range(16, 1024, 16)))),
-    ('search_factor', (5.0, dict(
-        description='Search crop side = sqrt(w*h) * search_factor. Applied at the next init_target.',
-        floating_point_range=_float_range(1.0, 20.0)))),
-    ('search_size', (320, dict(
-        description='Search patch side fed to the network, pixels (multiple of 16); the network is built for '
-                    'it (320 for the official checkpoints). Read-only.',
-        integer_range=_int_range(16, 2048, 16), read_only=True))),
-    ('num_threads', (0, dict(
-        description='CPU threads for inference (torch intra-op threads); 0 = auto = one less than the CPU cores '
-                    '(at least 1), leaving a core to the executor, DDS and the camera driver. More threads than '
-                    'free cores make every parallel operation wait for descheduled threads. Read-only.',
-        integer_range=_int_range(0, 256), read_only=True))),
-    ('frame_buffer_size', (30, dict(
-        description='Number of recent images kept for init_target by stamp (memory: this many images).',
-        integer_range=_int_range(1, 600)))),
-    ('frame_policy', ('fresh', dict(
-        description='Which image the tracker takes when it becomes free. fresh: if the newest image arrived '
-                    'while the previous one was being tracked, wait for the next image (at most 1.5 camera '
-                    'periods), so every detection is about an image that waited ~0 ms (lowest latency); '
-                    'newest: take the newest image at once (more detections per second when the camera is '
-                    'faster than the tracker, each up to one camera period older).',
-        additional_constraints='one of: fresh, newest'))),
-])
-FRAME_POLICIES = ('fresh', 'newest')
-
-
-def _frame_policy_error(value):
-    """Why ``value`` is not a valid ``frame_policy``, or None when it is."""
-    if value in FRAME_POLICIES:
-        return None
-    return 'frame_policy must be one of %s, got %r' % (', '.join(FRAME_POLICIES), value)
-
-
-_TIMING_FORMAT = ('p50 / p95: delivery {delivery[0]:.1f} / {delivery[1]:.1f} ms, '
-                  'wait for the tracker {wait[0]:.1f} / {wait[1]:.1f} ms, work (convert + track + publish) '
-                  '{work[0]:.1f} / {work[1]:.1f} ms, of which track() {track[0]:.1f} / {track[1]:.1f} ms')
-_TIMING_PATTERN = (r'last (\d+) tracked frames, p50 / p95: delivery ([\d.]+) / ([\d.]+) ms, wait for the tracker '
-                   r'([\d.]+) / ([\d.]+) ms, work \(convert \+ track \+ publish\) ([\d.]+) / ([\d.]+) ms, of which '
-                   r'track\(\) ([\d.]+) / ([\d.]+) ms')
-
-
-def format_timing(timing, with_frames=True):
-    """One line for a :meth:`TrackerNode.timing` dict (what the node logs; :func:`parse_timing` reads it back)."""
-    line = _TIMING_FORMAT.format(**timing)
-    return 'last %d tracked frames, %s' % (timing['frames'], line) if with_frames else line
-
-
-def parse_timing(text):
-    """The last :func:`format_timing` line in ``text`` (e.g. a node's log) as a timing dict; {} if there is none."""
-    import re
-    found = re.findall(_TIMING_PATTERN, text or '')
-    if not found:
-        return {}
-    values = [float(v) for v in found[-1]]
-    return {'frames': int(values[0]), 'delivery': tuple(values[1:3]), 'wait': tuple(values[3:5]),
-            'work': tuple(values[5:7]), 'track': tuple(values[7:9])}
-
-
-def inference_threads(requested, cpu_count=None):
-    """Number of torch intra-op threads for ``num_threads`` = ``requested`` (0 = cores - 1, at least 1).
-
-    Measured on a 2-core machine: with 2 OpenMP threads beside the executor and DDS threads, ST50 ``track()`` took
-    1.8-7 s instead of 0.15 s (each parallel region waits for a descheduled thread); with 1 thread, 0.3 s.
-    """
-    if requested > 0:
-        return int(requested)
-    return max(1, (cpu_count or os.cpu_count() or 2) - 1)
-
-
-def stamp_to_ns(stamp):
-    """``builtin_interfaces/Time`` -> integer nanoseconds."""
-    return int(stamp.sec) * 1000000000 + int(stamp.nanosec)
-
-
-def format_stamp_ns(ns):
-    """Integer nanoseconds -> ``'sec.nanosec'`` with 9 decimals (exact, no float rounding)."""
-    return '%d.%09d' % divmod(int(ns), 1000000000)
-
-
-def bbox_to_xywh(bbox):
-    """``vision_msgs/BoundingBox2D`` (centre + size, pixels) -> ``(x, y, w, h)`` top-left + size, pixels."""
-    cx, cy = float(bbox.center.position.x), float(bbox.center.position.y)
-    w, h = float(bbox.size_x), float(bbox.size_y)
-    return (cx - w / 2.0, cy - h / 2.0, w, h)
-
-
-def xywh_to_bbox(box, bbox):
-    """Write ``(x, y, w, h)`` (top-left + size, pixels) into ``bbox`` (BoundingBox2D, centre + size)."""
-    x, y, w, h = (float(v) for v in box)
-    bbox.center.position.x = x + w / 2.0
-    bbox.center.position.y = y + h / 2.0
-    bbox.center.theta = 0.0
-    bbox.size_x = w
-    bbox.size_y = h
-    return bbox
+#: Backends whose engine takes its own thread count (torch's is process-wide: ``torch.set_num_threads``).
+_ENGINE_THREAD_BACKENDS = ('openvino', 'onnxruntime')
 
 
 class _Frame:
@@ -281,12 +144,18 @@ class TrackerNode(Node):
     def __init__(self, tracker=None, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         try:
-            self._declare_parameters()
+            declare_parameters(self)
             self._frame_policy = self.get_parameter('frame_policy').value
-            if _frame_policy_error(self._frame_policy):
-                raise ValueError(_frame_policy_error(self._frame_policy))
-            self._tracker_params = self._read_tracker_params()
+            if frame_policy_error(self._frame_policy):
+                raise ValueError(frame_policy_error(self._frame_policy))
+            # tracker parameters in force for the next init (kept here: on Humble they are applied before rclpy
+            # stores them, see stark_ros.ros.compat)
+            self._param_values = {name: self.get_parameter(name).value for name in TRACKER_PARAMS}
+            self._tracker_params = tracker_params(self._param_values)
             self._tracker = tracker if tracker is not None else self._build_tracker()
+            check = getattr(self._tracker, 'check_params', None)
+            if check is not None:
+                check(self._tracker_params)
         except Exception:
             self.destroy_node()
             raise
@@ -306,12 +175,11 @@ class TrackerNode(Node):
         self._idle_since = 0.0          # monotonic time the worker last finished a job
         self._period = None             # smoothed interval between images, seconds
         self._counts = collections.Counter()
-        self._timings = collections.deque(maxlen=TIMING_WINDOW)   # per tracked frame, see timing()
+        self._timings = LatencyWindow(TIMING_WINDOW)   # per tracked frame, see timing()
         self._publisher_seq = {}        # publisher gid -> last publication sequence number seen
         self._last_summary = collections.Counter()
 
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        compat.add_parameter_callbacks(self, self._validate_parameters, self._apply_parameters)
 
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
@@ -319,8 +187,8 @@ class TrackerNode(Node):
                                reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability)
         self._detection_pub = self.create_publisher(Detection2D, 'detection', 10)
-        self._image_sub = self.create_subscription(Image, 'image', self._on_image, image_qos,
-                                                   callback_group=self._image_group)
+        self._image_sub = compat.create_subscription_with_info(self, Image, 'image', self._on_image, image_qos,
+                                                               callback_group=self._image_group)
         self._init_srv = self.create_service(InitTarget, '~/init_target', self._on_init_target,
                                              callback_group=self._service_group)
         self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset,
@@ -335,16 +203,6 @@ class TrackerNode(Node):
                self._image_sub.topic_name, self._detection_pub.topic_name, self._init_srv.srv_name))
 
     # ------------------------------------------------------------------ parameters
-    def _declare_parameters(self):
-        for name, (default, desc_kwargs) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(name=name, **desc_kwargs))
-
-    def _read_tracker_params(self, overrides=None):
-        from stark_ros.tracker import TrackerParams
-        values = {name: self.get_parameter(name).value for name in _TRACKER_PARAMS}
-        values.update(overrides or {})
-        return TrackerParams(**values)
-
     def _build_tracker(self):
         from stark_ros.tracker import StarkTracker
         checkpoint = self.get_parameter('checkpoint').value
@@ -354,13 +212,14 @@ class TrackerNode(Node):
             self.get_logger().warning(
                 '*** checkpoint is empty: using SYNTHETIC random weights (seed 0). The published boxes are '
                 'MEANINGLESS; set the checkpoint parameter to a STARK .pth.tar file for real tracking. ***')
+        backend = self.get_parameter('backend').value
         threads = inference_threads(self.get_parameter('num_threads').value)
         torch.set_num_threads(threads)
+        options = {'threads': threads} if backend in _ENGINE_THREAD_BACKENDS else {}
         started = time.monotonic()
         tracker = StarkTracker.from_checkpoint(checkpoint=checkpoint or None, variant=variant, device=device,
-                                               params=self._tracker_params,
-                                               backend=self.get_parameter('backend').value,
-                                               precision=self.get_parameter('precision').value)
+                                               params=self._tracker_params, backend=backend,
+                                               precision=self.get_parameter('precision').value, **options)
         loaded = time.monotonic() - started
         warm = tracker.warm_up()    # the first real frame then runs at full speed
         self.get_logger().info('loaded STARK %s (%s) in %.1f s, warmed up in %.1f s, %d inference thread(s)%s'
@@ -371,21 +230,18 @@ class TrackerNode(Node):
         return tracker
 
     def _validate_parameters(self, params):
-        for p in params:
-            if p.name == 'frame_policy' and _frame_policy_error(p.value):
-                return SetParametersResult(successful=False, reason=_frame_policy_error(p.value))
-        changed = {p.name: p.value for p in params if p.name in _TRACKER_PARAMS}
-        if changed:
-            try:
-                self._read_tracker_params(changed)
-            except ValueError as err:
-                return SetParametersResult(successful=False, reason=str(err))
-        return SetParametersResult(successful=True)
+        """Accept or refuse a set of changes (ranges and read-only are enforced by rclpy from the descriptors)."""
+        with self._cond:
+            current = dict(self._param_values)
+        reason = change_error({p.name: p.value for p in params}, current, self._tracker)
+        return SetParametersResult(successful=reason is None, reason=reason or '')
 
     def _apply_parameters(self, params):
+        """Take accepted changes into use: tracker parameters at the next init, the others now."""
         with self._cond:
             for p in params:
-                if p.name in _TRACKER_PARAMS:
+                if p.name in TRACKER_PARAMS:
+                    self._param_values[p.name] = p.value
                     self._params_dirty = True
                 elif p.name == 'class_id':
                     self._class_id = p.value
@@ -410,7 +266,8 @@ class TrackerNode(Node):
 
         ``received`` valid images, ``rejected`` malformed images, ``lost`` images published but never
         delivered to the node (from gaps in the publishers' sequence numbers: the depth-1 sensor-data queue
-        was overwritten before the executor took the image), ``processed`` frames tracked (a detection was
+        was overwritten before the executor took the image; counted where rclpy's MessageInfo names the
+        publisher, i.e. Kilted: :data:`stark_ros.ros.compat.COUNTS_LOST`), ``processed`` frames tracked (a detection was
         published), ``dropped`` frames received after the target's image that the worker skipped because a
         newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``buffered``
         images in the buffer, ``tracking`` whether a target is set, ``pending`` images received after the
@@ -486,28 +343,18 @@ class TrackerNode(Node):
     async def _on_init_target(self, request, response):
         """``~/init_target``: validate, hand the job to the worker and await it without blocking the executor."""
         response.success = False
-        box = request.box
-        numbers = (box.center.position.x, box.center.position.y, box.size_x, box.size_y, box.center.theta)
-        if not all(math.isfinite(v) for v in numbers):
-            response.message = 'box has non-finite values (centre %r, %r, size %r x %r, theta %r)' % numbers
-        elif box.size_x <= 0 or box.size_y <= 0:
-            response.message = 'box size must be positive, got %g x %g pixels' % (box.size_x, box.size_y)
-        elif box.center.theta != 0.0:
-            response.message = 'rotated boxes are not supported (center.theta must be 0, got %g)' % box.center.theta
+        response.message = init_box_error(request.box) or ''
         if response.message:
             return self._init_failed(response)
-
-        x, y, w, h = bbox_to_xywh(box)
+        x, y, w, h = bbox_to_xywh(request.box)
         with self._cond:
             try:
                 frame = self._find_frame(stamp_to_ns(request.stamp))
             except LookupError as err:
                 response.message = str(err)
                 return self._init_failed(response)
-        width, height = frame.msg.width, frame.msg.height
-        if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
-            response.message = ('box (x %g, y %g, w %g, h %g, top-left + size) lies outside the %d x %d image'
-                                % (x, y, w, h, width, height))
+        response.message = box_outside_error((x, y, w, h), frame.msg.width, frame.msg.height) or ''
+        if response.message:
             return self._init_failed(response)
 
         future = Future(executor=self.executor)
@@ -567,15 +414,7 @@ class TrackerNode(Node):
         meaningful when the camera stamps with the same clock. Empty dict before the first frame.
         """
         with self._cond:
-            rows = np.array(self._timings, dtype=np.float64).reshape(-1, 4)
-        if last is not None:
-            rows = rows[len(rows) - min(len(rows), last):]
-        if not len(rows):
-            return {}
-        out = {'frames': len(rows)}
-        for column, name in enumerate(('delivery', 'wait', 'work', 'track')):
-            out[name] = (float(np.percentile(rows[:, column], 50)), float(np.percentile(rows[:, column], 95)))
-        return out
+            return self._timings.summary(last)
 
     def _log_summary(self):
         stats = self.stats()
@@ -648,7 +487,9 @@ class TrackerNode(Node):
         if job.cancelled:
             return
         if params_dirty:
-            self._tracker_params = self._read_tracker_params()
+            with self._cond:
+                values = dict(self._param_values)
+            self._tracker_params = tracker_params(values)
             self._apply_tracker_params(self._tracker_params)
         frame = job.frame
         try:
@@ -698,21 +539,16 @@ class TrackerNode(Node):
                                     % (format_stamp_ns(frame.stamp_ns), type(err).__name__, err),
                                     throttle_duration_sec=5.0)
             return
-        det = Detection2D()
-        det.header = frame.msg.header
-        det.id = target_id
-        xywh_to_bbox(result.box, det.bbox)
-        hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis.class_id = self._class_id
-        hyp.hypothesis.score = float(SCORE_WITHOUT_SCORE_HEAD if result.score is None else result.score)
-        det.results = [hyp]
+        det = make_detection(frame.msg.header, result.box,
+                             SCORE_WITHOUT_SCORE_HEAD if result.score is None else result.score,
+                             target_id, self._class_id)
         with self._cond:
             if generation != self._generation:  # reset or re-init while this frame was being tracked
                 return
             self._counts['processed'] += 1
             self._detection_pub.publish(det)
-            self._timings.append(((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
-                                  1000.0 * (time.perf_counter() - started), track_ms))
+            self._timings.append((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
+                                 1000.0 * (time.perf_counter() - started), track_ms)
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self):
@@ -743,6 +579,7 @@ def main(args=None):
     stalled for up to seconds (p95 latency 0.45-1.1 s against 0.027 s with one thread; bench/bench_node.py).
     """
     tune_allocator()
+    compat.ignore_repeated_interrupts()     # before rclpy.init, whose SIGINT handler then calls this one
     rclpy.init(args=args)
     try:
         node = TrackerNode()
@@ -754,13 +591,15 @@ def main(args=None):
     executor.add_node(node)
     try:
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, compat.ExternalShutdownException):
         pass
     finally:
+        compat.ignore_interrupts_from_now_on()  # a second SIGINT may come any time now, even in finalisation
         executor.remove_node(node)
         node.destroy_node()
         executor.shutdown()
         rclpy.try_shutdown()
+        compat.ignore_interrupts_from_now_on()  # again, whatever rclpy restored when it uninstalled its handlers
     return 0
 
 

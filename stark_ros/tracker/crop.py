@@ -169,7 +169,9 @@ def validate_init_box(box, image_shape):
     """Check an initial xywh box against an image of ``image_shape`` (H, W, ...); return it as 4 floats.
 
     Raises:
-        InvalidBoxError: not 4 numbers, not finite, width or height <= 0, or no overlap with the image.
+        InvalidBoxError: not 4 numbers, not finite, width or height <= 0, no overlap with the image, or larger than
+            the image (a target cannot be; the crops around such a box would need memory growing with its area,
+            e.g. 1.2 TB for a 10^6-pixel box).
     """
     try:
         values = [float(v) for v in box]
@@ -185,4 +187,6 @@ def validate_init_box(box, image_shape):
     height, width = image_shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise InvalidBoxError('box %r does not overlap the %dx%d image' % (tuple(values), width, height))
+    if w > width or h > height:
+        raise InvalidBoxError('box %r is larger than the %dx%d image' % (tuple(values), width, height))
     return values

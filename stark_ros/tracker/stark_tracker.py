@@ -50,10 +50,8 @@ class StarkTracker:
     """
 
     def __init__(self, network, params=TrackerParams(), info=None):
-        if params.search_size // BACKBONE_STRIDE != network.feat_sz:
-            raise ValueError('search_size %d does not fit the network built for a %d-cell search map'
-                             % (params.search_size, network.feat_sz))
         self.network = network
+        self.check_params(params)
         self.params = params
         self.info = dict(info or {})
         self.device = torch.device(network.device)
@@ -84,6 +82,21 @@ class StarkTracker:
         from ..model import load_network
         network, info = load_network(checkpoint, variant, device, params.search_size, seed, params.template_size)
         return cls(network, params, info)
+
+    def check_params(self, params):
+        """Raise ValueError when the network cannot run ``params``: a search size it was not built for, or a template
+        size other than the one it is fixed to (Lightning's learned position table; the fixed-shape graphs of the
+        openvino / onnxruntime engines). Assign ``tracker.params`` only after this passed.
+        """
+        if params.search_size // BACKBONE_STRIDE != self.network.feat_sz:
+            raise ValueError('search_size %d does not fit the network built for a %d-cell search map'
+                             % (params.search_size, self.network.feat_sz))
+        fixed = getattr(self.network, 'fixed_template_size', None)
+        if fixed is not None and params.template_size != fixed:
+            raise ValueError('template_size %d: STARK-%s%s takes %d-pixel templates only (no position table or '
+                             'graph for other sizes)' % (params.template_size, self.network.variant.upper(),
+                                                         ' on the %s backend' % self.network.backend
+                                                         if getattr(self.network, 'backend', None) else '', fixed))
 
     @property
     def variant(self):

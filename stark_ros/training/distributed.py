@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..model import resolve_device
+from ..backends.device import resolve_device
 
 
 @dataclass(frozen=True)
