@@ -280,7 +280,7 @@ def test_newest_image_wins_under_a_burst(setup):
 
     def sample():
         now = node.stats()
-        if now['processed'] + now['dropped'] > last[0]['processed'] + last[0]['dropped']:
+        if now['pending'] < last[0]['pending']:      # the worker took an image since the last sample
             after_take.append(now['pending'])
         last[0] = now
         return now
