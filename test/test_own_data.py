@@ -173,7 +173,7 @@ def test_layouts_read_back(tmp_path, real_object):
         assert (poly.min(0) >= (x - 1, y - 1)).all() and (poly.max(0) <= (x + w + 1, y + h + 1)).all()
 
 
-@pytest.mark.skipif(not os.path.isdir(EVAL_ROOT), reason='../shared/eval is not beside the repository')
+@pytest.mark.skipif(not os.path.isdir(EVAL_ROOT), reason='the evaluation sequences (shared/eval) are not beside the repository')
 def test_evaluation_frames_are_refused():
     exclusion = EvalExclusion(EVAL_ROOT)
     assert len(exclusion.prints) > 1000
