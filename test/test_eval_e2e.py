@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dataset_layouts import REPO_ROOT, shared_eval, write_got10k, write_otb
+from oracles import make_official_checkpoint
 from stark_ros import evaluate
 from stark_ros.datasets import open_dataset
 from stark_ros.evaluation import score
@@ -81,16 +82,20 @@ def test_rerun_skips_existing_results_and_overwrite_redoes_them(csrt_run, capsys
 
 
 def test_stark_end_to_end_fast_configuration(tmp_path, capsys):
-    """STARK through the same runner: Lightning with synthetic weights on the first 20 frames of two sequences
-    (the real-checkpoint path is the same code; the oracle tests cover the numerics)."""
+    """STARK through the same runner from a real checkpoint file: an official-format Lightning checkpoint written
+    by the reference generator (test/fixtures/make_checkpoint.py), on the first 20 frames of two sequences; and
+    the synthetic-weights path, which must say so (the oracle tests cover the numerics)."""
+    checkpoint = str(tmp_path / 'STARKLightningXtrt_ep0500.pth.tar')
+    make_official_checkpoint('lightning', checkpoint)
     out = str(tmp_path / 'out')
-    assert evaluate.main(['--dataset', shared_eval(), '--trackers', 'kcf,lite=stark:variant=lightning',
+    assert evaluate.main(['--dataset', shared_eval(), '--trackers',
+                          'kcf,lite=stark:checkpoint=%s,synth=stark:variant=lightning' % checkpoint,
                           '--sequences', 'crossing,human7', '--max-frames', '20', '--output', out, '--quiet',
                           '--threads', '1']) == 0
     captured = capsys.readouterr()
-    assert 'tracker lite runs deterministic SYNTHETIC STARK weights' in captured.err
-    assert 'STARK lightning (SYNTHETIC weights' in captured.err
-    for label in ('kcf', 'lite'):
+    assert 'tracker synth runs deterministic SYNTHETIC STARK weights' in captured.err
+    assert 'STARK lightning (%s' % checkpoint in captured.err, captured.err
+    for label in ('kcf', 'lite', 'synth'):
         values = table_row(captured.out, label)
         assert len(values) == 6 and all(0 <= v <= 1 for v in values[:5]) and values[5] > 0
         for name in ('crossing', 'human7'):
