@@ -3,6 +3,7 @@
 Source: STARK_FACTS.md section 12 (official ``lib/train/actors/stark_s.py``, ``stark_st.py``): stage 1 trains the
 box with ``giou_weight * GIoU-loss + l1_weight * L1``; stage 2 trains the score with ``cls_weight * BCE``.
 """
+import torch
 from torch import nn
 
 from .losses import DEFAULT_WEIGHTS, box_losses, score_loss
@@ -20,25 +21,34 @@ class TrainingForward(nn.Module):
     padding); search_image (B, 3, Hs, Ws); search_mask (B, Hs, Ws). Returns the network's output dict with
     ``pred_boxes`` reshaped to (B, 4) cxcywh normalised and ``pred_logits`` (B, 1, 1) or None.
 
+    With ``channels_last`` the network's 4-D weights and the images are kept in NHWC memory order (same values,
+    faster convolutions on CPU, especially depthwise ones).
+
     Raises:
         ValueError: T differs from the network's number of templates.
     """
 
-    def __init__(self, network):
+    def __init__(self, network, channels_last=False):
         super().__init__()
         self.net = network
+        self.channels_last = channels_last
+        if channels_last:
+            network.to(memory_format=torch.channels_last)
 
     def forward(self, template_images, template_masks, search_image, search_mask):
         num_templates = template_images.shape[1]
         if num_templates != self.net.num_templates:
             raise ValueError('the batch has %d template(s) per sample, STARK-%s takes %d'
                              % (num_templates, self.net.variant.upper(), self.net.num_templates))
-        tokens = [self.net.forward_backbone(template_images[:, i], template_masks[:, i])
+        tokens = [self.net.forward_backbone(self._layout(template_images[:, i]), template_masks[:, i])
                   for i in range(num_templates)]
-        tokens.append(self.net.forward_backbone(search_image, search_mask))
+        tokens.append(self.net.forward_backbone(self._layout(search_image), search_mask))
         out = dict(self.net.forward_head(tokens))
         out['pred_boxes'] = out['pred_boxes'].reshape(-1, 4)
         return out
+
+    def _layout(self, images):
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
 
 def move_batch(batch, device):

@@ -54,6 +54,7 @@ DEFAULTS = {
         'l1_weight': 5.0,
         'cls_weight': 1.0,
         'amp': False,                    # mixed precision (CUDA float16 with loss scaling; CPU bfloat16)
+        'channels_last': False,          # NHWC convolutions (faster on CPU for depthwise backbones such as lite0)
         'seed': 42,                      # each process seeds with seed + rank
         'deterministic': False,          # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
         'val_interval': 20,              # epochs between validation-loss passes; 0 = never

@@ -74,7 +74,7 @@ class Trainer:
         self.log('stage %d: %d trainable tensors (%d parameters) of %d'
                  % (self.stage, len(trainable), sum(p.numel() for p in self.network.parameters() if p.requires_grad),
                     len(list(self.network.parameters()))))
-        model = TrainingForward(self.network)
+        model = TrainingForward(self.network, channels_last=train['channels_last'])
         if context.distributed:
             device_ids = [context.device.index] if context.device.type == 'cuda' else None
             model = DistributedDataParallel(model, device_ids=device_ids)
