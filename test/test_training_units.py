@@ -177,3 +177,49 @@ def test_stage2_start_allows_only_the_score_head_missing(tmp_path):
     loaded, info = load_network(path)
     assert info['variant'] == 's50'
 
+
+
+# ------------------------------------------------------------------------------------ channels-last, release
+
+def test_channels_last_forward_and_gradients_match_the_default_layout():
+    """train.channels_last only changes memory order: the lite0 forward and its gradients agree with NCHW."""
+    from stark_ros.training.actor import TrainingForward
+    torch.manual_seed(0)
+    reference = build_network('lite0', search_size=128, template_size=64)
+    nhwc = build_network('lite0', search_size=128, template_size=64)
+    nhwc.load_state_dict(reference.state_dict())
+    templates = torch.randn(2, 2, 3, 64, 64)
+    search = torch.randn(2, 3, 128, 128)
+    masks = torch.zeros(2, 2, 64, 64, dtype=torch.bool), torch.zeros(2, 128, 128, dtype=torch.bool)
+    outputs, grads = [], []
+    for net, channels_last in ((reference, False), (nhwc, True)):
+        model = TrainingForward(net, channels_last=channels_last).train()
+        torch.manual_seed(1)                        # the same dropout masks in both runs
+        out = model(templates, masks[0], search, masks[1])['pred_boxes']
+        out.sum().backward()
+        outputs.append(out.detach())
+        grads.append(net.box_head.conv1_tl[0].weight.grad.clone())
+    assert nhwc.backbone[0].body._blocks[5]._depthwise_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-3)
+
+
+def test_release_keeps_the_weights_and_drops_the_training_state(tmp_path):
+    from stark_ros.training.release import release
+    torch.manual_seed(0)
+    network = build_network('lite0', search_size=128, template_size=64).to(memory_format=torch.channels_last)
+    state = {'net': network.state_dict(), 'net_type': 'STARKLITE0', 'variant': 'lite0', 'epoch': 3, 'stage': 2,
+             'optimizer': {'state': {}, 'param_groups': []}, 'rng_states': [{'torch': torch.zeros(4)}],
+             'config_yaml': 'stage: 2\n', 'stats': {'loss': 0.5}}
+    save_atomic(state, str(tmp_path / 'train.pth.tar'))
+    size, digest = release(str(tmp_path / 'train.pth.tar'), str(tmp_path / 'ship.pth.tar'))
+    shipped = torch.load(tmp_path / 'ship.pth.tar', weights_only=True)
+    assert set(shipped) == {'net', 'net_type', 'variant', 'epoch', 'stage', 'config_yaml', 'stats'}
+    assert size == os.path.getsize(tmp_path / 'ship.pth.tar') and len(digest) == 64
+    for key, value in network.state_dict().items():
+        assert torch.equal(shipped['net'][key], value) and shipped['net'][key].is_contiguous(), key
+    loaded, info = load_network(str(tmp_path / 'ship.pth.tar'), search_size=128, template_size=64)
+    assert info['variant'] == 'lite0'
+    with pytest.raises(Exception, match='over the 100-byte limit'):
+        release(str(tmp_path / 'train.pth.tar'), str(tmp_path / 'big.pth.tar'), max_bytes=100)
+    assert not os.path.exists(tmp_path / 'big.pth.tar')
