@@ -2,7 +2,7 @@
 
     ros2 launch stark_ros tracker.launch.py checkpoint:=/path/STARKST_ep0050.pth.tar image_topic:=/camera/image_raw
 
-Arguments: ``checkpoint`` (empty = synthetic weights, boxes meaningless), ``device`` (auto/cpu/cuda/cuda:N),
+Arguments: ``checkpoint`` (empty = the shipped STARK-lite0 model; ``synthetic`` = test weights, boxes meaningless), ``device`` (auto/cpu/cuda/cuda:N),
 ``image_topic`` (remapped onto the node's ``image`` subscription). All other parameters come from the
 installed ``config/tracker.yaml``.
 """
@@ -20,7 +20,8 @@ def generate_launch_description():
     config = os.path.join(get_package_share_directory('stark_ros'), 'config', 'tracker.yaml')
     return LaunchDescription([
         DeclareLaunchArgument('checkpoint', default_value='',
-                              description='STARK checkpoint file; empty = synthetic weights (testing only)'),
+                              description='STARK checkpoint file; empty = the shipped STARK-lite0 model; '
+                                          '"synthetic" = test weights (boxes meaningless)'),
         DeclareLaunchArgument('device', default_value='auto',
                               description='torch device: auto, cpu, cuda or cuda:N'),
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',

@@ -11,7 +11,8 @@ Examples::
     python -m stark_ros.evaluate --dataset LaSOT --protocol lasot --trackers stark --shard 1/2   # machine 1 of 2
     python -m stark_ros.evaluate --dataset LaSOT --protocol lasot --results-only host1/results host2/results
 
-Without ``--checkpoint`` a ``stark`` tracker uses deterministic SYNTHETIC weights: its boxes are meaningless (a
+Without ``--checkpoint`` a ``stark`` tracker runs the shipped STARK-lite0 model; ``--checkpoint synthetic`` (or
+``stark:checkpoint=synthetic``) selects deterministic SYNTHETIC test weights, whose boxes are meaningless (a
 warning says so). User errors (bad dataset, missing frame, malformed results, bad checkpoint) print one line
 and exit with status 2.
 """
@@ -21,8 +22,9 @@ import sys
 
 from .allocator import tune_allocator
 from .errors import StarkError
+from .model.default_model import SYNTHETIC
 
-SYNTHETIC_WARNING = ('WARNING: tracker %s runs deterministic SYNTHETIC STARK weights (no checkpoint): its boxes '
+SYNTHETIC_WARNING = ('WARNING: tracker %s runs deterministic SYNTHETIC STARK weights (checkpoint=synthetic): its boxes '
                      'and scores are NOT meaningful.')
 
 
@@ -46,7 +48,7 @@ def build_parser():
                      help='comma-separated [label=]kind[:key=value...], kinds csrt, kcf, stark; STARK keys: '
                           'checkpoint, variant, device, backend, precision, update_interval, score_threshold, seed '
                           '(default: csrt,kcf,stark)')
-    run.add_argument('--checkpoint', default=None, help='STARK checkpoint for stark trackers (default: synthetic)')
+    run.add_argument('--checkpoint', default=None, help="STARK checkpoint for stark trackers (default: the shipped lite0 model; 'synthetic': test weights)")
     run.add_argument('--variant', default='auto', help='STARK variant, as the node accepts (default: auto)')
     run.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default: cpu)')
     run.add_argument('--backend', default='torch', help='torch, torch-fast, openvino or onnxruntime')
@@ -120,7 +122,7 @@ def run(args, stdout=None, stderr=None):
                  'score_threshold': args.score_threshold}
         specs = parse_tracker_specs(args.trackers, stark)
         for spec in specs:
-            if spec.kind == 'stark' and dict(spec.options).get('checkpoint') is None:
+            if spec.kind == 'stark' and dict(spec.options).get('checkpoint') == SYNTHETIC:
                 log(SYNTHETIC_WARNING % spec.label)
         run_trackers(specs, sequences, args.output, args.overwrite, args.workers, args.threads,
                      got10k_layout=dataset.name == 'got10k', progress=not args.quiet, log=log)

@@ -5,8 +5,9 @@ one ``x,y,w,h`` line per frame (pixels, top-left + size; frame 0 = the init box)
 format. With ``--scores FILE`` it writes one confidence per frame: frame 0 gets 1 (the given box), and a network
 without a score head (S50, Lightning, MMTracking stage 1) writes ``nan`` for every tracked frame.
 
-Without ``--checkpoint`` the tracker uses deterministic synthetic weights and the boxes are meaningless (a
-warning says so). User errors (missing input, malformed box, box outside the image, bad checkpoint) print one
+Without ``--checkpoint`` the tracker runs the shipped STARK-lite0 model (:data:`stark_ros.model.DEFAULT_CHECKPOINT`);
+``--checkpoint synthetic`` selects deterministic synthetic test weights, whose boxes are meaningless (a warning says
+so). User errors (missing input, malformed box, box outside the image, bad checkpoint) print one
 line to stderr and exit with status 2.
 """
 import argparse
@@ -17,8 +18,9 @@ import sys
 from .allocator import tune_allocator
 from .errors import StarkError
 from .io import open_frames, parse_box
+from .model.default_model import SYNTHETIC
 
-SYNTHETIC_WARNING = ('WARNING: no --checkpoint given: using deterministic SYNTHETIC weights (seed 0). '
+SYNTHETIC_WARNING = ('WARNING: --checkpoint synthetic: using deterministic SYNTHETIC weights (seed 0). '
                      'The boxes are NOT meaningful; pass a STARK checkpoint for real tracking.')
 
 
@@ -26,7 +28,8 @@ def build_parser():
     parser = argparse.ArgumentParser(prog='python -m stark_ros.track', description=__doc__.split('\n')[0])
     parser.add_argument('--input', required=True, help='video file or folder of images (sorted by name)')
     parser.add_argument('--init-box', required=True, help='target box on frame 0: x,y,w,h in pixels')
-    parser.add_argument('--checkpoint', default=None, help='official or MMTracking checkpoint (default: synthetic)')
+    parser.add_argument('--checkpoint', default=None, help="official, MMTracking or stark_ros.train checkpoint (default: the shipped lite0 model; "
+                        "'synthetic': test weights)")
     parser.add_argument('--variant', default='auto', help='auto, s50, st50, st101, lightning or lite0 (default: auto)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default: cpu)')
     parser.add_argument('--backend', default='torch',
@@ -50,7 +53,7 @@ def run(args, stdout=sys.stdout, stderr=sys.stderr):
     box = parse_box(args.init_box)
     source = open_frames(args.input)
     params = TrackerParams(update_interval=args.update_interval, score_threshold=args.score_threshold)
-    if args.checkpoint is None:
+    if args.checkpoint == SYNTHETIC:
         print(SYNTHETIC_WARNING, file=stderr)
     tracker = StarkTracker.from_checkpoint(args.checkpoint, args.variant, args.device, params,
                                            backend=args.backend, precision=args.precision)

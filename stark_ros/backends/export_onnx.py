@@ -3,7 +3,8 @@
 Usage::
 
     python -m stark_ros.backends.export_onnx --checkpoint STARKST_ep0050.pth.tar --variant auto --output-dir onnx/
-    python -m stark_ros.backends.export_onnx --variant lightning --output-dir onnx/   # synthetic weights (testing)
+    python -m stark_ros.backends.export_onnx --output-dir onnx/          # the shipped STARK-lite0 model
+    python -m stark_ros.backends.export_onnx --checkpoint synthetic --variant lightning --output-dir onnx/  # tests
 
 Writes to ``--output-dir``:
 
@@ -168,7 +169,8 @@ def main(argv=None):
                                      description='Export STARK to ONNX (backbone_template/backbone_search/head + '
                                                  'stark_onnx.json). See the module docstring for TensorRT.')
     parser.add_argument('--checkpoint', default=None,
-                        help='official or MMTracking checkpoint (default: synthetic seed-0 weights, for testing)')
+                        help="official, MMTracking or stark_ros.train checkpoint (default: the shipped lite0 "
+                             "model; 'synthetic': seed-0 test weights)")
     parser.add_argument('--variant', default='auto', help="auto, s50, st50, st101, lightning or lite0 (default: auto)")
     parser.add_argument('--output-dir', required=True)
     parser.add_argument('--template-size', type=int, default=128)

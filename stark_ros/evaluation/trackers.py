@@ -76,7 +76,8 @@ class StarkAdapter:
         info = self.tracker.info
         self.synthetic = self.tracker.synthetic_weights
         self.description = 'STARK %s (%s, %s %s%s)' % (
-            info.get('variant'), 'SYNTHETIC weights' if self.synthetic else checkpoint, info.get('backend', backend),
+            info.get('variant'), 'SYNTHETIC weights' if self.synthetic else info['checkpoint'],
+            info.get('backend', backend),
             info.get('precision', precision or 'fp32'), ', ' + info['device'] if 'device' in info else '')
 
     def initialize(self, image, box):

@@ -334,8 +334,10 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
     """Build a STARK network, fill it with a checkpoint's weights, and put it in eval mode on ``device``.
 
     Args:
-        checkpoint: path to an official or MMTracking checkpoint, or None for synthetic weights
-            (:func:`stark_ros.model.synthetic.synthetic_state_dict`, seed ``seed``; boxes are then meaningless).
+        checkpoint: path to an official, MMTracking or ``stark_ros.train`` checkpoint; None or '' for the shipped
+            STARK-lite0 model (:data:`stark_ros.model.default_model.DEFAULT_CHECKPOINT`); ``'synthetic'`` for
+            deterministic synthetic weights (:func:`stark_ros.model.synthetic.synthetic_state_dict`, seed
+            ``seed``; tests only: the boxes are meaningless).
         variant: 'auto' (inferred from the keys; st50 for synthetic weights), 's50', 'st50', 'st101', 'lightning'
             or 'lite0'.
         device: see :func:`stark_ros.backends.device.resolve_device`.
@@ -344,15 +346,18 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
             3.2e-4 px of the un-fused official tracker). Checkpoints in the fused (deployed) form load either way.
     Returns:
         ``(network, info)``; ``info`` is a dict with 'variant', 'format' ('official' | 'mmtracking' | 'state_dict'
-        | 'synthetic'), 'has_score_head', 'device', 'checkpoint'.
+        | 'synthetic'), 'has_score_head', 'device', 'checkpoint' (the file loaded, or 'synthetic').
     Raises:
-        CheckpointError: unreadable file, or keys/shapes that do not fit the variant (the message names them).
+        CheckpointError: unreadable or (shipped model) missing file, or keys/shapes that do not fit the variant
+            (the message names them).
         ValueError: unknown variant or device.
     """
     from ..backends.device import resolve_device   # not at the top: stark_ros.backends imports stark_ros.model
     torch_device = resolve_device(device)
     if variant != 'auto' and variant not in VARIANT_NAMES:
         raise ValueError('unknown STARK variant %r (known: auto, %s)' % (variant, ', '.join(VARIANT_NAMES)))
+    from .default_model import SYNTHETIC, resolve_checkpoint
+    checkpoint = resolve_checkpoint(checkpoint)
     if checkpoint is None:
         from .synthetic import synthetic_state_dict
         name = 'st50' if variant == 'auto' else variant
@@ -374,4 +379,4 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
         fuse_repvgg(network)
     network.eval().requires_grad_(False).to(torch_device)
     return network, {'variant': network.variant, 'format': fmt, 'has_score_head': network.has_score_head,
-                     'device': str(torch_device), 'checkpoint': checkpoint}
+                     'device': str(torch_device), 'checkpoint': SYNTHETIC if checkpoint is None else checkpoint}

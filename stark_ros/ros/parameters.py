@@ -29,8 +29,9 @@ FRAME_POLICIES = ('fresh', 'newest')
 #: name -> (default value, ParameterDescriptor keyword arguments). Declared in this order.
 PARAMETERS = collections.OrderedDict([
     ('checkpoint', ('', dict(
-        description='Path of a STARK checkpoint (official .pth.tar or MMTracking .pth). Empty: deterministic '
-                    'synthetic weights (seed 0) for testing only -- the boxes are meaningless.',
+        description='Path of a STARK checkpoint (official .pth.tar, MMTracking .pth or stark_ros.train). Empty: '
+                    'the shipped STARK-lite0 model. "synthetic": deterministic synthetic weights (seed 0) for '
+                    'testing only -- the boxes are meaningless.',
         read_only=True))),
     ('variant', ('auto', dict(
         description='Network variant; auto = detect from the checkpoint (st50 for synthetic weights).',

@@ -66,6 +66,7 @@ from vision_msgs.msg import Detection2D
 from stark_ros.allocator import tune_allocator
 from stark_ros.cpu import inference_threads
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
+from stark_ros.model.default_model import SYNTHETIC
 from stark_ros.ros import compat
 from stark_ros.ros.image_conversion import check_image_msg, image_msg_to_rgb
 from stark_ros.ros.messages import (bbox_to_xywh, box_outside_error, format_stamp_ns, init_box_error, make_detection,
@@ -208,22 +209,22 @@ class TrackerNode(Node):
         checkpoint = self.get_parameter('checkpoint').value
         variant = self.get_parameter('variant').value
         device = self.get_parameter('device').value
-        if not checkpoint:
+        if checkpoint == SYNTHETIC:
             self.get_logger().warning(
-                '*** checkpoint is empty: using SYNTHETIC random weights (seed 0). The published boxes are '
-                'MEANINGLESS; set the checkpoint parameter to a STARK .pth.tar file for real tracking. ***')
+                '*** checkpoint is "synthetic": using SYNTHETIC random weights (seed 0). The published boxes are '
+                'MEANINGLESS; leave checkpoint empty (the shipped model) or give a STARK .pth.tar file. ***')
         backend = self.get_parameter('backend').value
         threads = inference_threads(self.get_parameter('num_threads').value)
         torch.set_num_threads(threads)
         options = {'threads': threads} if backend in _ENGINE_THREAD_BACKENDS else {}
         started = time.monotonic()
-        tracker = StarkTracker.from_checkpoint(checkpoint=checkpoint or None, variant=variant, device=device,
+        tracker = StarkTracker.from_checkpoint(checkpoint=checkpoint, variant=variant, device=device,
                                                params=self._tracker_params, backend=backend,
                                                precision=self.get_parameter('precision').value, **options)
         loaded = time.monotonic() - started
         warm = tracker.warm_up()    # the first real frame then runs at full speed
         self.get_logger().info('loaded STARK %s (%s) in %.1f s, warmed up in %.1f s, %d inference thread(s)%s'
-                               % (tracker.variant, checkpoint or 'synthetic weights', loaded, warm,
+                               % (tracker.variant, tracker.info.get('checkpoint'), loaded, warm,
                                   threads,
                                   '' if tracker.has_score_head else
                                   '; no score head: detections carry score %.1f' % SCORE_WITHOUT_SCORE_HEAD))

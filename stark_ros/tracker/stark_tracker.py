@@ -65,8 +65,9 @@ class StarkTracker:
                         backend='torch', precision=None, **backend_options):
         """Load a network (see :func:`stark_ros.model.load_network`) and wrap it in a tracker.
 
-        ``checkpoint=None`` gives deterministic synthetic weights (``synthetic_weights`` is then True): the
-        pipeline runs, but the boxes are meaningless. ``backend`` / ``precision`` / ``backend_options`` choose an
+        ``checkpoint=None`` (or ``''``) loads the shipped STARK-lite0 model
+        (:data:`stark_ros.model.DEFAULT_CHECKPOINT`); ``checkpoint='synthetic'`` gives deterministic synthetic
+        weights for tests (``synthetic_weights`` is then True): the pipeline runs, but the boxes are meaningless. ``backend`` / ``precision`` / ``backend_options`` choose an
         inference engine (:func:`stark_ros.backends.build_engine`); the default, eager torch fp32, is the
         reference that reproduces the official tracker.
 
