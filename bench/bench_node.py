@@ -54,7 +54,7 @@ def camera_frames(size, count=100):
 def tracker_alone_ms(frames, args, threads, n=60):
     """Per-frame ``track()`` times (ms) of the tracker alone, after 5 warm-up frames."""
     torch.set_num_threads(threads)
-    tracker = StarkTracker.from_checkpoint(None, args.variant, 'cpu', backend=args.backend,
+    tracker = StarkTracker.from_checkpoint('synthetic', args.variant, 'cpu', backend=args.backend,
                                            precision=args.precision)
     tracker.initialize(frames[0], INIT_BOX_640x480)
     times = []

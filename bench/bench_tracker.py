@@ -279,7 +279,7 @@ def print_node_table(results):
 
 
 def bench_variant(variant, specs, args, frames, boxes):
-    network, _ = load_network(None, variant, 'cpu')
+    network, _ = load_network('synthetic', variant, 'cpu')
     engines, startup_s = {}, {}
     params = TrackerParams()
     trackers = {}

@@ -42,7 +42,7 @@ def main(argv=None):
     tune_allocator()          # as tracker_node does
     runner = conftest.RosRunner()
     namespace = '/stark_fuzz_%d' % os.getpid()
-    node = conftest.start_tracker_node(runner, namespace, checkpoint='', variant='lightning', device='cpu')
+    node = conftest.start_tracker_node(runner, namespace, checkpoint='synthetic', variant='lightning', device='cpu')
     harness = conftest.TrackerHarness(runner, namespace)
     harness.wait_connected()
     driver = hostile.FuzzDriver(node, harness, oracle('lightning'))

@@ -54,7 +54,7 @@ def networks():
 
     def get(variant):
         if variant not in cache:
-            cache[variant] = load_network(None, variant, 'cpu')[0]
+            cache[variant] = load_network('synthetic', variant, 'cpu')[0]
         return cache[variant]
     return get
 
@@ -122,7 +122,7 @@ def test_backend_registry():
     with pytest.raises(ValueError, match='unknown backend'):
         build_engine(None, 'tensorrt')
     with pytest.raises(ValueError, match='unknown backend'):
-        load_engine(None, 'st50', backend='nope')
+        load_engine('synthetic', 'st50', backend='nope')
 
 
 def test_precision_resolution():
@@ -172,7 +172,7 @@ def test_torch_fast_does_not_modify_the_network(networks):
 
 
 def test_load_engine_returns_info():
-    engine, info = load_engine(None, 'lightning', 'cpu', backend='torch-fast', precision='fp32')
+    engine, info = load_engine('synthetic', 'lightning', 'cpu', backend='torch-fast', precision='fp32')
     assert info['backend'] == 'torch-fast' and info['precision'] == 'fp32' and info['variant'] == 'lightning'
     assert info['format'] == 'synthetic'
     tracker = StarkTracker(engine, oracle_params('lightning'), info)
@@ -250,7 +250,7 @@ def test_onnx_export_matches_torch_on_oracle_frame1(networks, variant, tmp_path)
     import onnxruntime
     from stark_ros.backends import export_onnx
     out_dir = tmp_path / variant
-    assert export_onnx.main(['--variant', variant, '--output-dir', str(out_dir)]) == 0
+    assert export_onnx.main(['--checkpoint', 'synthetic', '--variant', variant, '--output-dir', str(out_dir)]) == 0
     sidecar = json.loads((out_dir / 'stark_onnx.json').read_text())
     assert sidecar['variant'] == variant and sidecar['template_size'] == 128 and sidecar['search_size'] == 320
     assert sorted(os.listdir(out_dir)) == ['backbone_search.onnx', 'backbone_template.onnx', 'head.onnx',

@@ -206,7 +206,7 @@ def test_devices():
         with pytest.raises(ValueError, match='CUDA is not available'):
             resolve_device('cuda:0')
     with pytest.raises(ValueError, match='unknown STARK variant'):
-        load_network(None, 'st18', 'cpu')
+        load_network('synthetic', 'st18', 'cpu')
 
 
 def test_lightning_checkpoints_training_and_deployed_form(tmp_path):
@@ -229,7 +229,7 @@ def test_auto_device_never_picks_cuda_for_a_cpu_only_backend(monkeypatch):
     from stark_ros.backends import load_engine
     from stark_ros.tracker import TrackerParams
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    engine, info = load_engine(None, 'lightning', 'auto', 'onnxruntime', params=TrackerParams())
+    engine, info = load_engine('synthetic', 'lightning', 'auto', 'onnxruntime', params=TrackerParams())
     assert info['device'] == 'cpu' and engine.device == torch.device('cpu')
 
 

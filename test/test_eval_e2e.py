@@ -89,7 +89,8 @@ def test_stark_end_to_end_fast_configuration(tmp_path, capsys):
     make_official_checkpoint('lightning', checkpoint)
     out = str(tmp_path / 'out')
     assert evaluate.main(['--dataset', shared_eval(), '--trackers',
-                          'kcf,lite=stark:checkpoint=%s,synth=stark:variant=lightning' % checkpoint,
+                          'kcf,lite=stark:checkpoint=%s,synth=stark:checkpoint=synthetic:variant=lightning'
+                          % checkpoint,
                           '--sequences', 'crossing,human7', '--max-frames', '20', '--output', out, '--quiet',
                           '--threads', '1']) == 0
     captured = capsys.readouterr()

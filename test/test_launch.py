@@ -18,6 +18,7 @@ import time
 import pytest
 
 from conftest import REPO_ROOT, RosRunner, wait_for
+from stark_ros.model import DEFAULT_CHECKPOINT
 
 import yaml  # noqa: E402
 
@@ -183,11 +184,12 @@ def test_installed_node_declares_exactly_the_yaml_parameters(node_process, yaml_
         if desc.type == ParameterType.PARAMETER_INTEGER:
             assert len(desc.integer_range) == 1, desc.name
 
-    # Ctrl-C (SIGINT) shuts the node down cleanly; it warned loudly about the synthetic weights
+    # Ctrl-C (SIGINT) shuts the node down cleanly; with the yaml's empty checkpoint it ran the shipped model
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
-    assert 'SYNTHETIC' in output and 'MEANINGLESS' in output, output
+    assert 'loaded STARK lite0 (' in output and os.path.basename(DEFAULT_CHECKPOINT) in output, output
+    assert 'SYNTHETIC' not in output, output
 
 
 def test_node_exits_with_error_on_a_bad_checkpoint(share_dir, tmp_path):

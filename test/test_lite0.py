@@ -28,7 +28,7 @@ BF16_MAX_PX, BF16_SCORE = 2.0, 0.02      # the bounds of test_backends.py for th
 
 @pytest.fixture(scope='module')
 def network():
-    return load_network(None, 'lite0')[0]
+    return load_network('synthetic', 'lite0')[0]
 
 
 @pytest.fixture(scope='module')
@@ -195,6 +195,7 @@ def test_offline_tool_runs_lite0_on_the_sample_video(tmp_path):
     from stark_ros.io import bundled_video
     out, scores = tmp_path / 'boxes.txt', tmp_path / 'scores.txt'
     status = track.main(['--input', bundled_video(), '--init-box', '303,2,60,78', '--variant', 'lite0',
+                         '--checkpoint', 'synthetic',
                          '--backend', 'torch-fast', '--max-frames', '4', '--output', str(out), '--scores',
                          str(scores), '--quiet'])
     assert status == 0

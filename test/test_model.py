@@ -37,7 +37,7 @@ def test_synthetic_weights_depend_on_seed():
 
 @pytest.fixture(scope='module')
 def st50():
-    network, _ = load_network(None, 'st50', 'cpu')
+    network, _ = load_network('synthetic', 'st50', 'cpu')
     return network
 
 
@@ -117,7 +117,7 @@ def test_sine_encoding_formula_with_padding():
 
 def test_lightning_frame1_intermediates():
     o = oracle('lightning')
-    network, _ = load_network(None, 'lightning', 'cpu', fuse=False)
+    network, _ = load_network('synthetic', 'lightning', 'cpu', fuse=False)
     captured = {}
     network.backbone.body.register_forward_hook(lambda m, i, out: captured.setdefault('backbone', []).append(out))
     network.box_head.conv_tower.register_forward_hook(lambda m, i, out: captured.update(maps=out))
@@ -141,8 +141,8 @@ def test_lightning_frame1_intermediates():
 
 def test_repvgg_fusion_is_equivalent_and_deploy_shaped():
     """Train -> deploy re-parameterisation (STARK_FACTS.md 14b): 46 entries, 2,151,202 values, same outputs."""
-    network, _ = load_network(None, 'lightning', 'cpu', fuse=False)
-    fused, _ = load_network(None, 'lightning', 'cpu', fuse=True)
+    network, _ = load_network('synthetic', 'lightning', 'cpu', fuse=False)
+    fused, _ = load_network('synthetic', 'lightning', 'cpu', fuse=True)
     sd = fused.state_dict()
     persistent = [k for k in sd if not k.endswith('num_batches_tracked')]
     assert len(persistent) == 46 and sum(sd[k].numel() for k in persistent) == 2_151_202

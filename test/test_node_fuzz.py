@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope='module')
 def driver(ros_runner, ros_namespace):
     namespace = ros_namespace + '/fuzz'
-    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='lightning', device='cpu')
+    node = start_tracker_node(ros_runner, namespace, checkpoint='synthetic', variant='lightning', device='cpu')
     harness = TrackerHarness(ros_runner, namespace)
     harness.wait_connected()
     yield hostile.FuzzDriver(node, harness, oracle('lightning'))

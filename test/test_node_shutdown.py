@@ -18,7 +18,7 @@ def _start_node(namespace):
     # the working tree's package (python -m from the repository root), ST50: a track() call takes long enough
     # that the worker is busy when shutdown starts
     args = [sys.executable, '-m', 'stark_ros.ros.tracker_node', '--ros-args', '-r', '__ns:=' + namespace,
-            '-p', 'variant:=st50', '-p', 'device:=cpu']
+            '-p', 'checkpoint:=synthetic', '-p', 'variant:=st50', '-p', 'device:=cpu']
     return subprocess.Popen(args, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, text=True), log
 
 

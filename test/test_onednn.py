@@ -131,7 +131,7 @@ class _Body(nn.Module):
 
 def test_backbone_conversion_matches_folded_backbone():
     torch.manual_seed(0)
-    net = load_network(None, 'st50', 'cpu')[0]
+    net = load_network('synthetic', 'st50', 'cpu')[0]
     folded = _Body(copy.deepcopy(net.backbone[0].body))
     fold_batchnorms(folded)
     fast = copy.deepcopy(folded)
@@ -172,7 +172,7 @@ def test_engine_uses_onednn_for_fp32_only(precision, onednn, expected):
     from stark_ros.backends import cpu_supports_bf16
     if precision == 'bf16' and not cpu_supports_bf16():
         pytest.skip('CPU without native bf16')
-    net = load_network(None, 'lightning', 'cpu')[0]
+    net = load_network('synthetic', 'lightning', 'cpu')[0]
     engine = build_engine(net, 'torch-fast', precision=precision, onednn=onednn)
     assert engine.describe()['onednn_products'] is expected
     kernels = any(isinstance(m, (OneDnnLinear, OneDnnConv)) for m in engine.network.modules())

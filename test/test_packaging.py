@@ -97,6 +97,15 @@ def test_training_recipes_are_installed():
         assert 'stark_ros/training/configs/%s.yaml' % name in files, name
 
 
+def test_shipped_model_is_installed():
+    """An empty checkpoint means the shipped STARK-lite0 model: the installed package carries it, with its recipe,
+    training log and README (package_data in setup.py)."""
+    files = {str(f) for f in importlib.metadata.distribution('stark_ros').files}
+    for name in ('stark_lite0_own.pth.tar', 'README.md', 'stage1.yaml', 'stage2.yaml', 'stage1_log.csv',
+                 'stage2_log.csv'):
+        assert 'stark_ros/model/weights/%s' % name in files, name
+
+
 def test_tracker_node_entry_point_resolves():
     ep = next(ep for ep in importlib.metadata.entry_points(group='console_scripts') if ep.name == 'tracker_node')
     assert callable(ep.load())

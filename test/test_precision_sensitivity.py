@@ -62,7 +62,7 @@ def test_fp16_rounding_overflows_like_fp16():
 @pytest.mark.skipif(not os.path.isfile(os.path.join(bench_tracker.REFERENCE, bench_tracker.ORACLES['lightning'])),
                     reason='oracle fixture missing')
 def test_forced_run_deviation_is_zero_without_parts_and_grows_with_them():
-    network, _ = load_network(None, 'lightning', 'cpu')
+    network, _ = load_network('synthetic', 'lightning', 'cpu')
     reference = bench_tracker.oracle_forced_boxes(build_engine(network, 'torch', precision='fp32'), 'lightning')
     emulated, state = study.emulating_copy(network)
     engine = build_engine(emulated, 'torch', precision='fp32')
@@ -82,7 +82,7 @@ def test_forced_run_deviation_is_zero_without_parts_and_grows_with_them():
 def test_fp16_numerics_of_the_cuda_path_stay_finite_and_close():
     # the fp16 path (CUDA autocast) cannot run here; its rounding and range can: everything in fp16, including
     # the stored activations, must neither overflow nor move a box by 1 px on the oracle forced run
-    network, _ = load_network(None, 'lightning', 'cpu')
+    network, _ = load_network('synthetic', 'lightning', 'cpu')
     reference = bench_tracker.oracle_forced_boxes(build_engine(network, 'torch', precision='fp32'), 'lightning')
     emulated, state = study.emulating_copy(network, 'fp16')
     state.set(list(study.PARTS))

@@ -31,7 +31,7 @@ def oracle():
 def setup(ros_runner, ros_namespace, oracle):
     data, meta = oracle
     namespace = ros_namespace + '/node'
-    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='st50', device='cpu',
+    node = start_tracker_node(ros_runner, namespace, checkpoint='synthetic', variant='st50', device='cpu',
                               update_interval=int(meta['update_intervals'][0]),
                               score_threshold=float(meta['update_threshold_used']), frame_buffer_size=30)
     harness = TrackerHarness(ros_runner, namespace)
@@ -331,7 +331,7 @@ def _slow_tracker(init_delay=0.0, track_delay=0.0):
         def track(self, image):
             time.sleep(track_delay)
             return super().track(image)
-    return Slow.from_checkpoint(None, 'st50', 'cpu')
+    return Slow.from_checkpoint('synthetic', 'st50', 'cpu')
 
 
 @contextlib.contextmanager
@@ -493,7 +493,7 @@ def test_engine_backends_take_num_threads_and_refuse_template_sizes_they_cannot_
         pytest.skip('%s is not installed' % backend)
     data, _ = oracle
     namespace = ros_namespace + '/' + backend
-    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='lightning', device='auto',
+    node = start_tracker_node(ros_runner, namespace, checkpoint='synthetic', variant='lightning', device='auto',
                               backend=backend, num_threads=1)
     harness = TrackerHarness(ros_runner, namespace)
     try:
@@ -521,7 +521,7 @@ def test_lightning_refuses_a_template_size_without_a_position_table(setup, ros_r
     from rclpy.parameter import Parameter
     data, _ = oracle
     namespace = ros_namespace + '/lightning_ts'
-    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='lightning', device='cpu')
+    node = start_tracker_node(ros_runner, namespace, checkpoint='synthetic', variant='lightning', device='cpu')
     try:
         result, = node.set_parameters([Parameter('template_size', value=96)])
         assert not result.successful and 'position table' in result.reason, result.reason
@@ -544,7 +544,7 @@ def test_humble_fallbacks_track_and_apply_parameters(ros_runner, ros_namespace, 
     monkeypatch.setattr(compat, 'HAS_MESSAGE_INFO', False)
     data, meta = oracle
     namespace = ros_namespace + '/humble'
-    node = start_tracker_node(ros_runner, namespace, checkpoint='', variant='st50', device='cpu',
+    node = start_tracker_node(ros_runner, namespace, checkpoint='synthetic', variant='st50', device='cpu',
                               update_interval=int(meta['update_intervals'][0]),
                               score_threshold=float(meta['update_threshold_used']))
     harness = TrackerHarness(ros_runner, namespace)

@@ -1,6 +1,6 @@
 """The tracker node over real DDS reproduces the official-code oracles (test/fixtures/oracle_*_seed0.npz).
 
-The oracles were made with synthetic seed-0 weights, which is what the node loads with ``checkpoint=''``.
+The oracles were made with synthetic seed-0 weights, which is what the node loads with ``checkpoint='synthetic'``.
 Frames are published one at a time as bgr8 and each detection is awaited, so no frame is dropped.
 """
 import json
@@ -25,7 +25,7 @@ def _run_sequence(runner, namespace, data, n_frames, **params):
     """Start a node, init on frame 0 by stamp, track frames 1..n_frames-1; return (detections, stamps, node)."""
     from stark_ros.ros.image_conversion import array_to_image_msg
 
-    node = start_tracker_node(runner, namespace, checkpoint='', device='cpu', **params)
+    node = start_tracker_node(runner, namespace, checkpoint='synthetic', device='cpu', **params)
     harness = TrackerHarness(runner, namespace)
     try:
         harness.wait_connected()

@@ -32,7 +32,7 @@ def test_cli_reproduces_the_oracle(oracle_folder, tmp_path):
     results, scores = tmp_path / 'results.txt', tmp_path / 'scores.txt'
     box = ','.join(repr(float(v)) for v in o['init_box'])
     run = _cli('--input', oracle_folder, '--init-box', box, '--update-interval', 10, '--score-threshold', 0.3,
-               '--output', results, '--scores', scores, '--quiet')
+               '--output', results, '--scores', scores, '--quiet', '--checkpoint', 'synthetic')
     assert run.returncode == 0, run.stderr
     assert 'SYNTHETIC' in run.stderr and 'NOT meaningful' in run.stderr
     boxes = np.loadtxt(results, delimiter=',')
@@ -50,7 +50,7 @@ def test_cli_without_score_head_writes_nan(tmp_path):
     folder = tmp_path / 'frames'
     folder.mkdir()
     run = _cli('--input', _write_folder(folder, 's50'), '--init-box', ','.join(map(str, o['init_box'])), '--variant', 's50',
-               '--max-frames', 4, '--scores', scores, '--quiet')
+               '--checkpoint', 'synthetic', '--max-frames', 4, '--scores', scores, '--quiet')
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert len(lines) == 4
@@ -122,7 +122,7 @@ def test_bundled_video_and_box_parsing():
 def test_cli_fp32_backends_reproduce_the_oracle(oracle_folder, backend):
     o = oracle('st50')
     run = _cli('--input', oracle_folder, '--init-box', ','.join(repr(float(v)) for v in o['init_box']),
-               '--backend', backend, '--precision', 'fp32', '--max-frames', 6, '--quiet')
+               '--backend', backend, '--precision', 'fp32', '--max-frames', 6, '--quiet', '--checkpoint', 'synthetic')
     assert run.returncode == 0, run.stderr
     boxes = np.array([line.split(',') for line in run.stdout.splitlines()], float)
     np.testing.assert_allclose(boxes[1:], o['boxes'][1:6], atol=BOX_TOL_PX, rtol=0)

@@ -15,7 +15,7 @@ from stark_ros.tracker.crop import clip_box, crop_window, sample_target
 
 @pytest.fixture(scope='module')
 def tracker():
-    return StarkTracker.from_checkpoint(None, 's50', 'cpu')
+    return StarkTracker.from_checkpoint('synthetic', 's50', 'cpu')
 
 
 @pytest.fixture(scope='module')
@@ -63,7 +63,7 @@ def test_bad_image_is_rejected(tracker, frame, image, reason):
 
 
 def test_track_before_initialize():
-    fresh = StarkTracker.from_checkpoint(None, 's50', 'cpu')
+    fresh = StarkTracker.from_checkpoint('synthetic', 's50', 'cpu')
     assert not fresh.is_initialized and fresh.state is None
     with pytest.raises(RuntimeError, match='before initialize'):
         fresh.track(np.zeros((48, 64, 3), np.uint8))
@@ -78,7 +78,7 @@ def test_reinitialise_replaces_target(tracker, frame):
 
 
 def test_synthetic_weights_are_flagged():
-    t = StarkTracker.from_checkpoint(None, 'auto', 'cpu')
+    t = StarkTracker.from_checkpoint('synthetic', 'auto', 'cpu')
     assert t.synthetic_weights and t.variant == 'st50' and t.has_score_head
 
 
@@ -93,8 +93,8 @@ def test_bad_params(kwargs):
 
 def test_search_size_must_fit_network():
     with pytest.raises(ValueError, match='search_size'):
-        StarkTracker.from_checkpoint(None, 's50', 'cpu').__class__(
-            StarkTracker.from_checkpoint(None, 's50', 'cpu').network, TrackerParams(search_size=256))
+        StarkTracker.from_checkpoint('synthetic', 's50', 'cpu').__class__(
+            StarkTracker.from_checkpoint('synthetic', 's50', 'cpu').network, TrackerParams(search_size=256))
 
 
 def test_clip_box_truncates_at_the_border():
@@ -162,7 +162,7 @@ def test_tracker_core_imports_without_rclpy():
 def test_warm_up_keeps_the_target_and_the_numbers(backend, precision):
     from oracles import BOX_TOL_PX, SCORE_TOL, oracle_params
     o = oracle('st50')
-    tracker = StarkTracker.from_checkpoint(None, 'st50', 'cpu', params=oracle_params('st50'), backend=backend,
+    tracker = StarkTracker.from_checkpoint('synthetic', 'st50', 'cpu', params=oracle_params('st50'), backend=backend,
                                            precision=precision)
     tracker.initialize(o['frames_rgb'][0], o['init_box'])
     state, templates = tracker.state, list(tracker._templates)

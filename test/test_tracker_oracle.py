@@ -12,7 +12,7 @@ from stark_ros.tracker.crop import Preprocessor, sample_target
 def variant_tracker(request):
     """(oracle name, tracker with the oracle's weights); Lightning runs fused (as shipped) and un-fused (official)."""
     variant = request.param.split('-')[0]
-    network, info = load_network(None, variant, 'cpu', fuse=not request.param.endswith('-unfused'))
+    network, info = load_network('synthetic', variant, 'cpu', fuse=not request.param.endswith('-unfused'))
     return variant, StarkTracker(network, oracle_params(variant), info)
 
 
@@ -101,7 +101,7 @@ def test_dynamic_template_inputs(forced):
     official ones, on the frames where the official tracker updated."""
     o, f1 = oracle('st50'), frame1_intermediates()
     prefix = 'forced_' if forced else ''
-    network, info = load_network(None, 'st50', 'cpu')
+    network, info = load_network('synthetic', 'st50', 'cpu')
     tracker = StarkTracker(network, oracle_params('st50'), info)
     frames = o['frames_rgb']
     tracker.initialize(frames[0], o['init_box'])
