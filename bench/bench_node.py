@@ -54,7 +54,7 @@ def camera_frames(size, count=100):
 def tracker_alone_ms(frames, args, threads, n=60):
     """Per-frame ``track()`` times (ms) of the tracker alone, after 5 warm-up frames."""
     torch.set_num_threads(threads)
-    tracker = StarkTracker.from_checkpoint('synthetic', args.variant, 'cpu', backend=args.backend,
+    tracker = StarkTracker.from_checkpoint(args.checkpoint, args.variant, 'cpu', backend=args.backend,
                                            precision=args.precision)
     tracker.initialize(frames[0], INIT_BOX_640x480)
     times = []
@@ -87,7 +87,8 @@ def measure_node(args):
     messages = [rgb_to_image_msg(f, 'bgr8', frame_id='camera') for f in frames]
     stream = itertools.islice(itertools.chain([messages[0]], itertools.cycle(messages[1:])), total)
     run = run_pipeline(stream, INIT_BOX_640x480, args.rate, [
-        Parameter('variant', value=args.variant), Parameter('backend', value=args.backend),
+        Parameter('checkpoint', value=args.checkpoint), Parameter('variant', value=args.variant),
+        Parameter('backend', value=args.backend),
         Parameter('precision', value=args.precision), Parameter('device', value='cpu'),
         Parameter('num_threads', value=threads)],
         node_process=not args.in_process)
@@ -156,6 +157,9 @@ def print_result(r):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--variant', default='st50')
+    parser.add_argument('--checkpoint', default='synthetic',
+                        help="node checkpoint (default 'synthetic': the speed does not depend on the weights; '' = the "
+                             "shipped lite0 model)")
     parser.add_argument('--backend', default='torch')
     parser.add_argument('--precision', default='fp32')
     parser.add_argument('--seconds', type=float, default=60.0)

@@ -86,7 +86,8 @@ def main(argv=None):
     namespace = '/stark_soak_%d' % os.getpid()
     log = tempfile.NamedTemporaryFile(mode='w+', prefix='soak_node_', suffix='.log', delete=False)
     proc = subprocess.Popen([sys.executable, '-m', 'stark_ros.ros.tracker_node', '--ros-args', '-r',
-                             '__ns:=' + namespace, '-p', 'variant:=%s' % args.variant, '-p', 'device:=cpu'],
+                             '__ns:=' + namespace, '-p', 'checkpoint:=synthetic', '-p', 'variant:=%s' % args.variant,
+                             '-p', 'device:=cpu'],
                             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     runner = conftest.RosRunner()
     harness = conftest.TrackerHarness(runner, namespace)
