@@ -594,6 +594,11 @@ def main(args=None):
         executor.spin()
     except (KeyboardInterrupt, compat.ExternalShutdownException):
         pass
+    except Exception:  # noqa: BLE001 - re-raised unless it is the shutdown race below
+        # Jazzy's executor can raise RCLError ("the given context is not valid") when SIGINT shuts the context
+        # down between its ok() check and building the wait set: that is a shutdown, not a failure.
+        if rclpy.ok():
+            raise
     finally:
         compat.ignore_interrupts_from_now_on()  # a second SIGINT may come any time now, even in finalisation
         executor.remove_node(node)
