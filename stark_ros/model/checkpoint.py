@@ -22,6 +22,7 @@ import torch
 
 from ..errors import CheckpointError
 from .build import VARIANT_NAMES, build_network
+from .default_model import SYNTHETIC, resolve_checkpoint
 from .lightning import fuse_repvgg
 
 # --------------------------------------------------------------------------------------------- reading
@@ -356,7 +357,6 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
     torch_device = resolve_device(device)
     if variant != 'auto' and variant not in VARIANT_NAMES:
         raise ValueError('unknown STARK variant %r (known: auto, %s)' % (variant, ', '.join(VARIANT_NAMES)))
-    from .default_model import SYNTHETIC, resolve_checkpoint
     checkpoint = resolve_checkpoint(checkpoint)
     if checkpoint is None:
         from .synthetic import synthetic_state_dict
