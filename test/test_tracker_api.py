@@ -3,6 +3,7 @@ import math
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -10,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from oracles import REPO_ROOT, oracle
 from stark_ros.errors import InvalidBoxError, InvalidImageError
 from stark_ros.tracker import StarkTracker, TrackerParams
-from stark_ros.tracker.crop import clip_box, crop_window, sample_target
+from stark_ros.tracker.crop import clip_box, crop_window, padding_mask, sample_target
 
 
 @pytest.fixture(scope='module')
@@ -150,6 +151,44 @@ def test_crop_matches_independent_reference_when_not_resized(x, y, w, h, factor)
     assert crop.crop_sz == side == math.ceil(math.sqrt(w * h) * factor) and crop.resize_factor == 1.0
     np.testing.assert_array_equal(crop.patch, expected_patch)
     np.testing.assert_array_equal(crop.mask, expected_mask)
+
+
+def _official_mask(crop_sz, padding, size):
+    """STARK_FACTS.md 9.2: the full float64 crop mask, 1 on padding, resized INTER_LINEAR, cast to bool."""
+    left, top, right, bottom = padding
+    mask = np.ones((crop_sz, crop_sz), dtype=np.float64)
+    mask[top:crop_sz - bottom, left:crop_sz - right] = 0
+    return cv2.resize(mask, (size, size)).astype(np.bool_)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), crop_sz=st.integers(2, 1400), size=st.sampled_from([128, 320, 17, 700]))
+def test_padding_mask_equals_the_official_2d_resize(data, crop_sz, size):
+    """The separable mask of sample_target equals the official full-size mask for any geometry: down- and
+    up-sampling, padding on any side, and the exact 2x and 1x scales (where OpenCV switches code paths)."""
+    crop_sz = data.draw(st.sampled_from([crop_sz, 2 * size, size]))
+    inner_w = data.draw(st.integers(1, crop_sz))
+    inner_h = data.draw(st.integers(1, crop_sz))
+    left = data.draw(st.integers(0, crop_sz - inner_w))
+    top = data.draw(st.integers(0, crop_sz - inner_h))
+    padding = (left, top, crop_sz - inner_w - left, crop_sz - inner_h - top)
+    expected = _official_mask(crop_sz, padding, size)
+    got = padding_mask(crop_sz, padding, size)
+    assert got.shape == (size, size) and got.dtype == np.bool_
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_padding_mask_of_a_large_crop_is_the_official_one():
+    """A 500 px target in a factor-5 search region: the 2,500 px crop the separable mask exists for."""
+    image = np.random.default_rng(1).integers(1, 256, size=(480, 640, 3), dtype=np.uint8)
+    box = (70.0, -10.0, 500.0, 500.0)
+    crop = sample_target(image, box, 5.0, 320)
+    x1, y1, side = crop_window(box, 5.0)
+    left, top = max(0, -x1), max(0, -y1)
+    right, bottom = max(0, x1 + side - 640 + 1), max(0, y1 + side - 480 + 1)
+    assert side == 2500 and min(left, top, right, bottom) > 0
+    np.testing.assert_array_equal(crop.mask, _official_mask(side, (left, top, right, bottom), 320))
+    assert 0 < crop.mask.sum() < 320 * 320
 
 
 def test_tracker_core_imports_without_rclpy():
