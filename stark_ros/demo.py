@@ -82,6 +82,15 @@ class DetectionCollector:
             return list(self.received)
 
 
+def _alive(process):
+    """True; raises RuntimeError with the end of its log when the node's child process has exited."""
+    if process is not None and process.popen.poll() is not None:
+        tail = process.log_text()[-2000:]
+        raise RuntimeError('the tracker node process exited with status %d; the end of its log:\n%s'
+                           % (process.popen.returncode, tail))
+    return True
+
+
 def _wait(predicate, timeout):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -134,7 +143,7 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
         :class:`PipelineRun`.
     Raises:
         ValueError: no frame, or the node refused the init box (its message says why).
-        RuntimeError: the node did not come up on DDS.
+        RuntimeError: the node did not come up on DDS, or its process (``node_process``) exited.
     """
     _hermetic_dds()
     import rclpy
@@ -169,8 +178,8 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
         for node in nodes:
             executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
-        if not (init_client.wait_for_service(timeout_sec=60.0) and _wait(
-                lambda: player.publisher.get_subscription_count() > 0
+        if not (_wait(lambda: _alive(process) and init_client.wait_for_service(timeout_sec=0.5), 60.0) and _wait(
+                lambda: _alive(process) and player.publisher.get_subscription_count() > 0
                 and collector.subscription.get_publisher_count() > 0, 20.0)):
             raise RuntimeError('the tracker node did not come up on DDS within 60 s')
 
@@ -197,6 +206,7 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
         frame_of_stamp = {stamp_to_ns(stamp0): 0}
 
         def published(index, rgb, stamp):
+            _alive(process)
             frame_of_stamp[stamp_to_ns(stamp)] = index + 1
             if on_frame is not None:
                 on_frame(index + 1, rgb, stamp)

@@ -119,3 +119,21 @@ def test_demo_says_when_it_runs_synthetic_weights(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert 'SYNTHETIC' in run.stdout and 'NOT meaningful' in run.stdout
     assert 'MEANINGLESS' in run.stderr          # the node's own warning
+
+
+def test_pipeline_stops_when_the_node_process_dies(tmp_path):
+    """A node child that exits (here: its checkpoint is missing) ends run_pipeline with its log, at once, instead
+    of a 60 s wait for a service that will never come (bench_node.py and the soak use this path)."""
+    import time
+
+    from rclpy.parameter import Parameter
+
+    from stark_ros.demo import run_pipeline
+    missing = str(tmp_path / 'missing.pth.tar')
+    frame = np.zeros((48, 64, 3), np.uint8)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match='tracker node process exited with status') as error:
+        run_pipeline([frame] * 3, (10, 10, 20, 20), 30.0, [Parameter('checkpoint', value=missing)],
+                     node_process=True)
+    assert missing in str(error.value)
+    assert time.monotonic() - started < 45
