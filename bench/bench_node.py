@@ -35,7 +35,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 
 from stark_ros.allocator import tune_allocator  # noqa: E402
-from stark_ros.demo import latencies_ms, run_pipeline  # noqa: E402
+from stark_ros.ros.pipeline import latencies_ms, run_pipeline  # noqa: E402
 from stark_ros.io import bundled_video, open_frames  # noqa: E402
 from stark_ros.cpu import inference_threads  # noqa: E402
 from stark_ros.ros.timing import format_timing, parse_timing  # noqa: E402

@@ -128,7 +128,7 @@ def test_pipeline_stops_when_the_node_process_dies(tmp_path):
 
     from rclpy.parameter import Parameter
 
-    from stark_ros.demo import run_pipeline
+    from stark_ros.ros.pipeline import run_pipeline
     missing = str(tmp_path / 'missing.pth.tar')
     frame = np.zeros((48, 64, 3), np.uint8)
     started = time.monotonic()
