@@ -87,6 +87,9 @@ if [ ! -x "$VPY" ] || ! "$VPY" -c 'import sys; assert sys.version_info[:2] == (3
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"
 fi
+# The venv holds the ROS wheels' package.xml files and build/ holds copies of ours: a colcon workspace that
+# contains this checkout must not find them (duplicate package names).
+touch "$VENV/COLCON_IGNORE" "$ROOT/build/COLCON_IGNORE"
 # Build tools for the interface packages (present on the project's machines; installed if missing).
 if ! command -v cmake >/dev/null || ! command -v c++ >/dev/null || ! command -v make >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -356,3 +356,13 @@ def test_every_imported_python_library_is_declared():
     assert 'pytest' in tests and not tests - set(PYTHON_ROSDEP_KEYS), sorted(tests)
     needed = {PYTHON_ROSDEP_KEYS[m] for m in tests} | {'python3-pytest-timeout'}
     assert needed <= test | run, sorted(needed - test - run)
+
+
+def test_setup_hides_its_venv_and_build_folders_from_colcon():
+    """scripts/setup.sh's venv (ROS wheels' package.xml files) and build/ (copies of our packages) carry
+    COLCON_IGNORE, so a colcon workspace holding this checkout finds each package once."""
+    prefix = pathlib.Path(sys.prefix).resolve()
+    if prefix.parent != REPO or not prefix.name.startswith('.venv'):
+        pytest.skip('not running in a venv made by scripts/setup.sh')
+    assert (prefix / 'COLCON_IGNORE').is_file()
+    assert (REPO / 'build' / 'COLCON_IGNORE').is_file()
