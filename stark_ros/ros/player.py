@@ -35,8 +35,9 @@ class VideoPlayer(Node):
     def publish_frame(self, frame):
         """Publish one frame stamped now; returns the stamp (``builtin_interfaces/Time``).
 
-        ``frame`` is an (H, W, 3) uint8 RGB array (encoded here), or a ready ``sensor_msgs/Image`` (from
-        :meth:`encode`), which is only re-stamped, as a camera driver would hand it over.
+        ``frame`` is an (H, W, 3) uint8 RGB array (encoded here), or a ready ``sensor_msgs/Image`` (for example
+        from :func:`~stark_ros.ros.image_conversion.rgb_to_image_msg`), which is only re-stamped, as a camera driver
+        would hand it over.
         """
         stamp = self.get_clock().now().to_msg()
         if isinstance(frame, Image):
@@ -45,10 +46,6 @@ class VideoPlayer(Node):
         else:
             self.publisher.publish(rgb_to_image_msg(frame, self.encoding, stamp=stamp, frame_id=self.frame_id))
         return stamp
-
-    def encode(self, rgb):
-        """(H, W, 3) uint8 RGB -> ``sensor_msgs/Image`` in this player's encoding and frame id (stamp unset)."""
-        return rgb_to_image_msg(rgb, self.encoding, frame_id=self.frame_id)
 
 
 def play(player, frames, rate_hz, on_frame=None):

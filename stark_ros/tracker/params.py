@@ -1,5 +1,5 @@
 """Tracker parameters, kept apart from the code (pytracking style)."""
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ..model.backbone import BACKBONE_STRIDE
 
@@ -40,8 +40,3 @@ class TrackerParams:
             raise ValueError('update_interval must be an integer >= 1, got %r' % (self.update_interval,))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError('score_threshold must be in [0, 1], got %r' % (self.score_threshold,))
-
-    @classmethod
-    def field_names(cls):
-        """Names of all parameters, in declaration order."""
-        return [f.name for f in fields(cls)]
