@@ -4,7 +4,7 @@
 #
 #   bash scripts/train_own_model.sh [WORK_DIR]      # default WORK_DIR: ../own_model (beside the repository)
 #
-# About 2 h on a 2-core CPU (data ~11 min, stage 1 ~1.5 h, stage 2 ~15 min). Every step resumes: re-running the
+# About 3 h on a 2-core CPU (data ~11 min, stage 1 ~2.4 h, stage 2 ~18 min). Every step resumes: re-running the
 # script after an interruption continues the unfinished stage from its newest checkpoint. Needs scripts/setup.sh
 # first (the .venv), and apt-get download + dpkg-deb for the Debian sources of the data.
 set -euo pipefail
@@ -20,7 +20,7 @@ if [ ! -f "$WORK/data/manifest.json" ]; then
 fi
 "$PY" -m stark_ros.train lite0_stage1 --out "$WORK/s1" --threads 2 --no-progress --set data.root="$WORK/data"
 "$PY" -m stark_ros.train lite0_stage2 --out "$WORK/s2" --threads 2 --no-progress --set data.root="$WORK/data" \
-    --stage2-from "$WORK/s1/checkpoints/STARKLITE0_ep0014.pth.tar"
+    --stage2-from "$WORK/s1/checkpoints/STARKLITE0_ep0022.pth.tar"
 "$PY" -m stark_ros.training.release "$WORK/s2/checkpoints/STARKLITE0_ep0005.pth.tar" \
     --output "$WEIGHTS/stark_lite0_own.pth.tar"
 cp "$WORK/s1/config.yaml" "$WEIGHTS/stage1.yaml"
