@@ -23,8 +23,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', nargs='?', help='packaged recipe name (see --list-configs) or a YAML file')
     parser.add_argument('--out', help='run directory (default: runs/<config name>)')
-    parser.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', dest='overrides',
-                        help='override config values, e.g. train.lr=2e-4 data.samples_per_epoch=1000')
+    parser.add_argument('--set', nargs='+', action='extend', default=[], metavar='KEY=VALUE', dest='overrides',
+                        help='override config values, e.g. train.lr=2e-4 data.samples_per_epoch=1000 (may be repeated)')
     parser.add_argument('--pretrained', help='ImageNet backbone weights (same as --set model.pretrained=FILE)')
     parser.add_argument('--stage2-from', metavar='CKPT', help='stage-1 checkpoint a fresh stage 2 starts from')
     parser.add_argument('--resume', metavar='CKPT', help='checkpoint to resume (default: newest in --out)')

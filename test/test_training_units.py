@@ -96,6 +96,16 @@ def test_overrides_are_typed_and_unknown_keys_are_named(tmp_path):
         load_config('no_such_recipe')
 
 
+def test_repeated_set_options_all_apply():
+    """``--set a=1 --set b=2`` keeps both (argparse's default would silently keep only the last one)."""
+    from stark_ros.train import build_parser
+    args = build_parser().parse_args(['lite0_stage1', '--set', 'data.root=/d', 'train.lr=1e-4',
+                                      '--set', 'train.epochs=22'])
+    assert args.overrides == ['data.root=/d', 'train.lr=1e-4', 'train.epochs=22']
+    config = load_config(args.config, args.overrides)
+    assert (config['data']['root'], config['train']['lr'], config['train']['epochs']) == ('/d', 1e-4, 22)
+
+
 # ------------------------------------------------------------------------------------------- checkpoints
 
 def test_checkpoint_files_are_atomic_plain_and_pruned(tmp_path):
