@@ -26,8 +26,6 @@ def demo_run(tmp_path_factory):
     return run, out
 
 
-
-
 def _summary(stdout):
     values = {}
     for line in stdout.splitlines():
