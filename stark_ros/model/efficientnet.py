@@ -156,12 +156,23 @@ class EfficientNetLite(nn.Module):
             self._bn1 = norm(HEAD_CHANNELS, eps=BN_EPS)
             self._fc = nn.Linear(HEAD_CHANNELS, NUM_CLASSES)
 
-    def forward(self, x):
-        if self._stem_pad is not None:        # None once folded into the conv (backends.folding)
-            x = self._stem_pad(x)
-        x = self.activation(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+    def forward_blocks(self, x, start=0, stop=None):
+        """Part of the trunk: ``start == 0`` runs the stem first, then blocks ``start .. stop - 1``.
+
+        ``forward_blocks(forward_blocks(x, 0, k), k)`` equals ``forward_blocks(x)`` (training caches the output of
+        a frozen prefix, :mod:`stark_ros.training.feature_cache`). x: (B, 3, H, W) for ``start == 0``, else the
+        output of block ``start - 1``; returns the output of block ``stop - 1`` (default: the last kept block).
+        """
+        if start == 0:
+            if self._stem_pad is not None:    # None once folded into the conv (backends.folding)
+                x = self._stem_pad(x)
+            x = self.activation(self._bn0(self._conv_stem(x)))
+        for block in self._blocks[start:stop]:
             x = block(x)
+        return x
+
+    def forward(self, x):
+        x = self.forward_blocks(x)
         if not hasattr(self, '_fc'):
             return x
         x = self.activation(self._bn1(self._conv_head(x)))
@@ -218,6 +229,29 @@ class EfficientNetBackbone(nn.Module):
     def forward(self, images, masks):
         features = self.body(self.input_norm(images))
         return features, downsample_mask(masks, features.shape[-2:])
+
+    def forward_prefix(self, images, masks, num_blocks):
+        """The frozen prefix cached by training: input normalisation, stem and blocks ``0 .. num_blocks - 1``.
+
+        Args:
+            images: (B, 3, H, W) ImageNet-normalised RGB; masks: (B, H, W) bool, True = padding.
+            num_blocks: blocks to run, 6..11 (the output of block 5 onwards has stride 16, so the mask at feature
+                resolution is final).
+        Returns:
+            ``(features (B, C_k, H/16, W/16), feature_masks (B, H/16, W/16) bool)``; :meth:`forward_suffix` with
+            the same ``num_blocks`` completes :meth:`forward`.
+        Raises:
+            ValueError: ``num_blocks`` outside 6..11.
+        """
+        if not 6 <= num_blocks <= len(self.body._blocks):
+            raise ValueError('cached backbone blocks must be in 6..%d (stride 16), got %r'
+                             % (len(self.body._blocks), num_blocks))
+        features = self.body.forward_blocks(self.input_norm(images), 0, num_blocks)
+        return features, downsample_mask(masks, features.shape[-2:])
+
+    def forward_suffix(self, features, num_blocks):
+        """Blocks ``num_blocks ..`` on the output of :meth:`forward_prefix`: (B, C_k, h, w) -> (B, 112, h, w)."""
+        return self.body.forward_blocks(features, num_blocks)
 
 
 def imagenet_weights_path():

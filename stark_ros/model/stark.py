@@ -119,7 +119,22 @@ class Stark(nn.Module):
         Returns:
             dict with ``feat`` (h*w, B, 256), ``mask`` (B, h*w) bool, ``pos`` (h*w, B, 256); token = y*w + x.
         """
-        features, feature_masks, pos = self.backbone(images, masks)
+        features, feature_masks = self.backbone[0](images, masks)
+        return self.tokens_from_features(features, feature_masks)
+
+    def tokens_from_features(self, features, feature_masks):
+        """Bottleneck + sine position encoding on backbone features, flattened to tokens.
+
+        The second half of :meth:`forward_backbone`, also used by training on cached backbone features
+        (:mod:`stark_ros.training.cached_forward`).
+
+        Args:
+            features: (B, C, h, w) backbone output (C = ``backbone[0].num_channels``).
+            feature_masks: (B, h, w) bool, True = padding (the pixel mask down-sampled by the backbone).
+        Returns:
+            dict with ``feat`` (h*w, B, D), ``mask`` (B, h*w) bool, ``pos`` (h*w, B, D); D = hidden size.
+        """
+        pos = self.backbone[1](feature_masks).to(features.dtype)
         features = self.bottleneck(features)
         return {'feat': features.flatten(2).permute(2, 0, 1),
                 'mask': feature_masks.flatten(1),
