@@ -28,6 +28,8 @@ class TrainingForward(nn.Module):
         ValueError: T differs from the network's number of templates.
     """
 
+    input_keys = ('template_images', 'template_masks', 'search_image', 'search_mask')
+
     def __init__(self, network, channels_last=False):
         super().__init__()
         self.net = network
@@ -51,27 +53,33 @@ class TrainingForward(nn.Module):
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
 
-def move_batch(batch, device):
-    """The batch's tensors on ``device`` (non-blocking); raises ValueError naming a missing key."""
-    missing = [k for k in BATCH_KEYS if k not in batch]
+def move_batch(batch, device, keys=BATCH_KEYS):
+    """The batch's tensors ``keys`` on ``device`` (non-blocking); raises ValueError naming a missing key."""
+    missing = [k for k in keys if k not in batch]
     if missing:
         raise ValueError('training batch lacks %s' % ', '.join(missing))
-    return {k: batch[k].to(device, non_blocking=True) for k in BATCH_KEYS}
+    return {k: batch[k].to(device, non_blocking=True) for k in keys}
 
 
 class StarkActor:
     """Computes the loss of one batch for stage 1 (box) or stage 2 (score).
 
     Args:
-        model: a :class:`TrainingForward` (possibly inside DistributedDataParallel).
+        model: a :class:`TrainingForward` or :class:`~.cached_forward.CachedTrainingForward` (possibly inside
+            DistributedDataParallel).
         stage: 1 or 2.
         weights: dict with 'giou', 'l1', 'cls' (defaults: :data:`~stark_ros.training.losses.DEFAULT_WEIGHTS`).
+        input_keys: the batch keys passed to ``model``, in order (default: the image keys of
+            :class:`TrainingForward`).
     """
 
-    def __init__(self, model, stage=1, weights=None):
+    def __init__(self, model, stage=1, weights=None, input_keys=TrainingForward.input_keys):
         if stage not in (1, 2):
             raise ValueError('stage must be 1 or 2, got %r' % (stage,))
         self.model = model
+        self.input_keys = tuple(input_keys)
+        #: every key a batch must carry (model inputs, then targets)
+        self.batch_keys = self.input_keys + ('search_box', 'label')
         self.stage = stage
         self.weights = dict(DEFAULT_WEIGHTS, **(weights or {}))
         #: names of the logged terms, in column order
@@ -86,8 +94,7 @@ class StarkActor:
         Raises:
             ValueError: stage 2 on a network without a score head.
         """
-        out = self.model(batch['template_images'], batch['template_masks'], batch['search_image'],
-                         batch['search_mask'])
+        out = self.model(*[batch[k] for k in self.input_keys])
         if self.stage == 1:
             terms = box_losses(out['pred_boxes'], batch['search_box'])
             loss = self.weights['giou'] * terms['giou'] + self.weights['l1'] * terms['l1']

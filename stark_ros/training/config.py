@@ -40,6 +40,8 @@ DEFAULTS = {
         'flip_prob': 0.5,
         'brightness_jitter': 0.2,
         'negative_ratio': 0.5,           # stage 2: fraction of samples without the target
+        'feature_cache': None,           # lite0: train on cached backbone features (stark_ros.training.feature_cache):
+                                         # {folder: DIR, <CacheSettings fields>}; None = crops every step
     },
     'train': {
         'epochs': 500,
@@ -55,6 +57,7 @@ DEFAULTS = {
         'cls_weight': 1.0,
         'amp': False,                    # mixed precision (CUDA float16 with loss scaling; CPU bfloat16)
         'channels_last': False,          # NHWC convolutions (faster on CPU for depthwise backbones such as lite0)
+        'dropout': None,                 # transformer dropout (attention and FFN); None = the network's (0.1)
         'seed': 42,                      # each process seeds with seed + rank
         'deterministic': False,          # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
         'val_interval': 20,              # epochs between validation-loss passes; 0 = never
@@ -150,6 +153,8 @@ def _merge(config, update, schema, prefix, source):
             if not isinstance(value, dict):
                 raise ConfigError('%s: %s must be a mapping, got %r' % (source, name, value))
             _merge(config[key], value, default, name + '.', source)
+        elif default is None and isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = dict(config[key], **value)     # free-form mapping (data.feature_cache): keys merge
         else:
             config[key] = _checked(value, default, name, source)
 

@@ -11,7 +11,9 @@ Entry types (every entry needs ``type`` and ``root``; ``ratio`` defaults to 1):
 * ``trackingnet``: the TrackingNet folder; ``chunks``: chunk numbers or names (default: every ``TRAIN_k``);
 * ``coco``: the COCO 2017 folder (``annotations/instances_<split>.json``, ``<split>/``); ``split``:
   ``train2017`` (default);
-* ``sequences``: the user's folder of sequences (OTB, GOT-10k or plain layout, detected);
+* ``sequences``: the user's folder of sequences (OTB, GOT-10k or plain layout, detected); ``split``: a file of
+  sequence names to use (a relative path is looked up in the working directory, then beside the packaged
+  recipes, e.g. ``train_real_train.txt``);
 * ``images``: the user's folder of still images, with ``annotations``: a COCO-style json.
 
 Sources: STARK_FACTS.md sections 12 and 12b (datasets, ratios 1:1:1:1, splits).
@@ -29,7 +31,7 @@ from ..datasets.trackingnet import TrackingNetDataset
 #: GOT-10k split names -> their index-file names (besides ``<name>.txt``).
 GOT10K_SPLIT_FILES = {'vottrain': 'got10k_vot_train_split.txt', 'votval': 'got10k_vot_val_split.txt',
                       'train': 'got10k_train_split.txt', 'val': 'got10k_val_split.txt'}
-_KEYS = {'got10k': {'split'}, 'lasot': {'split'}, 'trackingnet': {'chunks'}, 'coco': {'split'}, 'sequences': set(),
+_KEYS = {'got10k': {'split'}, 'lasot': {'split'}, 'trackingnet': {'chunks'}, 'coco': {'split'}, 'sequences': {'split'},
          'images': {'annotations'}}
 
 
@@ -77,12 +79,23 @@ def _images(entry, root):
     return CocoDataset(root, entry['annotations'], name='images')
 
 
+def _sequences(entry, root):
+    dataset = open_dataset(root)
+    if not entry.get('split'):
+        return dataset
+    path = str(entry['split'])
+    if not os.path.isabs(path) and not os.path.isfile(path):
+        from .config import CONFIG_DIR
+        path = os.path.join(CONFIG_DIR, path)
+    return read_split(path, dataset)
+
+
 _BUILDERS = {
     'got10k': _got10k,
     'lasot': _lasot,
     'trackingnet': _trackingnet,
     'coco': lambda entry, root: CocoDataset.coco2017(root, entry.get('split', 'train2017')),
-    'sequences': lambda entry, root: open_dataset(root),
+    'sequences': _sequences,
     'images': _images,
 }
 

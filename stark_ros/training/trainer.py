@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import StarkError
 from .actor import StarkActor, TrainingForward, move_batch
+from .cached_forward import CachedTrainingForward, cached_trainable_prefixes
 from .checkpointing import (capture_rng_state, checkpoint_path, list_checkpoints, net_type_of, prune_checkpoints,
                             read_training_checkpoint, restore_rng_state, save_atomic)
 from .config import dump_config
 from .distributed import all_reduce_mean, barrier, gather_objects
 from .evaluation_hook import append_scores, evaluate_checkpoint
 from .network import (backbone_trainable, build_training_network, freeze_for_stage, load_stage1_weights,
-                      parameter_groups, set_train_mode)
+                      parameter_groups, set_dropout, set_train_mode)
 from .progress import CsvLog, Meter, ProgressBar
 from .pretrained import load_imagenet_backbone
 
@@ -43,7 +44,8 @@ class Trainer:
         config: validated config (:func:`stark_ros.training.config.load_config`).
         out_dir: run directory: ``checkpoints/``, ``log.csv``, ``config.yaml``.
         context: :class:`~stark_ros.training.distributed.DistContext`.
-        train_set: torch Dataset of sampler items (see :data:`stark_ros.training.actor.BATCH_KEYS`) with
+        train_set: torch Dataset of sampler items (:data:`stark_ros.training.actor.BATCH_KEYS`, or the cached
+            features of :class:`~.pair_sampler.CachedPairSampler` when ``data.feature_cache`` is set) with
             ``set_epoch(epoch)``; its length is the global samples per epoch.
         val_set: optional Dataset of the same kind for the validation loss.
         resume: checkpoint to resume; None = the newest in ``out_dir/checkpoints`` if any, else a fresh start.
@@ -70,17 +72,26 @@ class Trainer:
         self.net_type = net_type_of(self.network)
         resume_state = self._initial_weights(resume, stage2_from)
         self.network.to(context.device)
-        trainable = freeze_for_stage(self.network, self.stage, backbone_trainable(self.network, config))
+        if train['dropout'] is not None:
+            set_dropout(self.network, train['dropout'])
+        cache = config['data']['feature_cache']
+        if cache:      # the cached prefix of the backbone is frozen; its later blocks train
+            prefixes = cached_trainable_prefixes(self.network, cache['cached_blocks'])
+            model = CachedTrainingForward(self.network, cache['cached_blocks'], channels_last=train['channels_last'])
+        else:
+            prefixes = backbone_trainable(self.network, config)
+            model = TrainingForward(self.network, channels_last=train['channels_last'])
+        trainable = freeze_for_stage(self.network, self.stage, prefixes)
         self.log('stage %d: %d trainable tensors (%d parameters) of %d'
                  % (self.stage, len(trainable), sum(p.numel() for p in self.network.parameters() if p.requires_grad),
                     len(list(self.network.parameters()))))
-        model = TrainingForward(self.network, channels_last=train['channels_last'])
+        input_keys = model.input_keys
         if context.distributed:
             device_ids = [context.device.index] if context.device.type == 'cuda' else None
             model = DistributedDataParallel(model, device_ids=device_ids)
         self.model = model
         self.actor = StarkActor(model, self.stage, {'giou': train['giou_weight'], 'l1': train['l1_weight'],
-                                                    'cls': train['cls_weight']})
+                                                    'cls': train['cls_weight']}, input_keys=input_keys)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.network, train['lr'], train['backbone_lr_multiplier']),
                                            lr=train['lr'], weight_decay=train['weight_decay'])
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, train['lr_drop_epoch'], train['lr_gamma'])
@@ -190,7 +201,7 @@ class Trainer:
         interval = self.config['log']['interval']
         try:
             for iteration, batch in enumerate(loader, start=1):
-                terms = self.train_step(move_batch(batch, self.context.device), epoch, iteration)
+                terms = self.train_step(move_batch(batch, self.context.device, self.actor.batch_keys), epoch, iteration)
                 epoch_meter.add(terms)
                 window.add(terms)
                 lr = self.optimizer.param_groups[0]['lr']
@@ -246,7 +257,7 @@ class Trainer:
         meter = Meter()
         start = time.perf_counter()
         for batch in loader:
-            _, terms = self.actor(move_batch(batch, self.context.device))
+            _, terms = self.actor(move_batch(batch, self.context.device, self.actor.batch_keys))
             local = torch.stack([terms[k].float() for k in self.actor.term_names])
             meter.add(dict(zip(self.actor.term_names, all_reduce_mean(local, self.context).tolist())))
         rate = meter.count * self.config['train']['batch_size'] * self.context.world_size / (time.perf_counter() - start)
