@@ -25,7 +25,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(include=[PACKAGE, PACKAGE + '.*']),
-    package_data={PACKAGE + '.datasets': ['lasot_test.txt'], PACKAGE + '.training': ['configs/*.yaml'],
+    package_data={PACKAGE + '.datasets': ['lasot_test.txt'], PACKAGE + '.training': ['configs/*.yaml', 'configs/*.txt'],
                   # the shipped STARK-lite0 model (an empty checkpoint), with its recipe, training log and README
                   PACKAGE + '.model': ['weights/*.pth.tar', 'weights/*.yaml', 'weights/*.csv', 'weights/*.md']},
     data_files=[
