@@ -105,6 +105,26 @@ def test_stark_end_to_end_fast_configuration(tmp_path, capsys):
     assert os.path.isfile(os.path.join(out, 'success_pytracking.png'))
 
 
+def test_static_baseline_holds_the_init_box_and_scores_as_the_toolkit(tmp_path, capsys):
+    """``static`` on a whole real sequence: every result row is the frame-0 ground truth, and its scores are the
+    got10k toolkit's ExperimentOTB report of those results (printed table and every number of the record)."""
+    out = str(tmp_path / 'out')
+    assert evaluate.main(['--dataset', shared_eval(), '--trackers', 'static', '--sequences', 'crossing',
+                          '--protocol', 'got10k-otb', '--output', out, '--quiet', '--no-plots']) == 0
+    captured = capsys.readouterr()
+    assert 'static: static (the frame-0 box on every frame)' in captured.err
+    sequence = open_dataset(shared_eval()).load_sequence('crossing')
+    boxes = np.loadtxt(os.path.join(out, 'static', 'crossing.txt'), delimiter=',')
+    assert boxes.shape == (len(sequence), 4) and len(sequence) > 100
+    np.testing.assert_array_equal(boxes, np.tile(np.asarray(sequence.boxes[0], float), (len(sequence), 1)))
+    theirs = toolkit_otb_report(out, 'static', [sequence], str(tmp_path / 'reports'))
+    auc, _, _, precision, _ = table_row(captured.out, 'static')      # got10k-otb: no NP
+    assert auc == pytest.approx(theirs['overall']['success_score'], abs=5e-4)
+    assert precision == pytest.approx(theirs['overall']['precision_score'], abs=5e-4)
+    assert 0 < auc < 0.5                               # the walkers leave the box at once (0.04 here)
+    assert_matches_otb_toolkit(score('got10k-otb', load_records([out], 'static', [sequence])), theirs)
+
+
 def test_shards_and_workers_merge_to_the_single_run(tmp_path, capsys):
     common = ['--dataset', shared_eval(), '--trackers', 'kcf', '--sequences', 'crossing,human7,jogging1',
               '--max-frames', '25', '--quiet', '--no-plots']
