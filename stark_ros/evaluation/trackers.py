@@ -4,7 +4,8 @@ first-frame box on every frame (the "does the tracker beat doing nothing" baseli
 
 A tracker is named on the command line by a spec ``[label=]kind[:key=value[:key=value...]]``, e.g. ``csrt``,
 ``stark``, ``lite=stark:variant=lightning:backend=openvino``. Every adapter has ``initialize(image, box)`` and
-``track(image) -> box``; boxes are ``(x, y, w, h)`` in pixels; images are (H, W, 3) uint8, BGR for the OpenCV
+``track(image) -> box`` and ``score``, the confidence score of the last ``track`` call (a float in [0, 1], or None
+for a tracker without one); boxes are ``(x, y, w, h)`` in pixels; images are (H, W, 3) uint8, BGR for the OpenCV
 trackers (``bgr = True``) and RGB for STARK and ``static``.
 """
 import math
@@ -23,13 +24,15 @@ STARK_OPTIONS = {'checkpoint': str, 'variant': str, 'device': str, 'backend': st
 
 class StaticTracker:
     """The "doing nothing" baseline: returns the init box ``(x, y, w, h)`` (pixels, unchanged, not rounded) on every
-    frame and never looks at the images. Its scores are what any tracker must beat to be worth running.
+    frame and never looks at the images. Its scores are what any tracker must beat to be worth running; it has no
+    confidence score (``score`` is None).
 
     Raises (on ``initialize``):
         StarkError: an init box that is not 4 finite numbers with a positive width and height.
     """
 
     bgr = False
+    score = None
     description = 'static (the frame-0 box on every frame)'
 
     def __init__(self):
@@ -56,6 +59,7 @@ class OpenCVTracker:
     """
 
     bgr = True
+    score = None
 
     def __init__(self, kind):
         factory = getattr(cv2, {'csrt': 'TrackerCSRT_create', 'kcf': 'TrackerKCF_create'}[kind], None)
@@ -91,6 +95,8 @@ class StarkAdapter:
     """
 
     bgr = False
+    #: the last ``track`` call's confidence score, None without a score head (S50, Lightning, stage-1 weights)
+    score = None
 
     def __init__(self, checkpoint=None, variant='auto', device='cpu', backend='torch', precision=None,
                  update_interval=200, score_threshold=0.5, seed=0):
@@ -110,7 +116,9 @@ class StarkAdapter:
         self.tracker.initialize(image, box)
 
     def track(self, image):
-        return self.tracker.track(image).box
+        result = self.tracker.track(image)
+        self.score = result.score
+        return result.box
 
 
 @dataclass(frozen=True)
