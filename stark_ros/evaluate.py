@@ -52,7 +52,9 @@ def build_parser():
     run.add_argument('--checkpoint', default=None, help="STARK checkpoint for stark trackers (default: the shipped lite0 model; 'synthetic': test weights)")
     run.add_argument('--variant', default='auto', help='STARK variant, as the node accepts (default: auto)')
     run.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default: cpu)')
-    run.add_argument('--backend', default='torch', help='torch, torch-fast, openvino or onnxruntime')
+    run.add_argument('--backend', default='auto',
+                     help='auto (default: openvino on an x86 CPU where it is installed, else torch; torch on CUDA; '
+                          'the log names the one used), torch, torch-fast, openvino or onnxruntime')
     run.add_argument('--precision', default=None, help='fp32 (default), bf16, fp16 or auto')
     run.add_argument('--update-interval', type=int, default=200, help='STARK dynamic template period, frames')
     run.add_argument('--score-threshold', type=float, default=0.5, help='STARK template update threshold')

@@ -89,6 +89,8 @@ class OpenCVTracker:
 class StarkAdapter:
     """:class:`stark_ros.tracker.StarkTracker` built by ``StarkTracker.from_checkpoint`` (options passed through:
     the variant string is never interpreted here). Warmed up once, so the first sequence's speed is not skewed.
+    ``backend='auto'`` (the default) is resolved by :func:`stark_ros.backends.resolve_backend`; ``description`` (the
+    line the evaluation logs for the tracker) names the engine used.
 
     Raises (on construction):
         CheckpointError / ValueError: as ``StarkTracker.from_checkpoint``.
@@ -98,7 +100,7 @@ class StarkAdapter:
     #: the last ``track`` call's confidence score, None without a score head (S50, Lightning, stage-1 weights)
     score = None
 
-    def __init__(self, checkpoint=None, variant='auto', device='cpu', backend='torch', precision=None,
+    def __init__(self, checkpoint=None, variant='auto', device='cpu', backend='auto', precision=None,
                  update_interval=200, score_threshold=0.5, seed=0):
         from ..tracker import StarkTracker, TrackerParams
         params = TrackerParams(update_interval=update_interval, score_threshold=score_threshold)
@@ -107,9 +109,10 @@ class StarkAdapter:
         self.tracker.warm_up()
         info = self.tracker.info
         self.synthetic = self.tracker.synthetic_weights
-        self.description = 'STARK %s (%s, %s %s%s)' % (
-            info.get('variant'), 'SYNTHETIC weights' if self.synthetic else info['checkpoint'],
-            info.get('backend', backend),
+        self.backend = info.get('backend', backend)
+        self.description = 'STARK %s (%s, %s%s %s%s)' % (
+            info.get('variant'), 'SYNTHETIC weights' if self.synthetic else info['checkpoint'], self.backend,
+            ' [backend auto]' if info.get('requested_backend') == 'auto' else '',
             info.get('precision', precision or 'fp32'), ', ' + info['device'] if 'device' in info else '')
 
     def initialize(self, image, box):
