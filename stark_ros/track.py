@@ -2,8 +2,10 @@
 
 Runs :class:`stark_ros.tracker.StarkTracker` over a video file or a folder of images (sorted by name) and writes
 one ``x,y,w,h`` line per frame (pixels, top-left + size; frame 0 = the init box), the usual benchmark results
-format. With ``--scores FILE`` it writes one confidence per frame: frame 0 gets 1 (the given box), and a network
-without a score head (S50, Lightning, MMTracking stage 1) writes ``nan`` for every tracked frame.
+format, and names the engine it runs on stderr (``--backend auto``, the default, picks the fastest exact one
+installed: :func:`stark_ros.backends.resolve_backend`). With ``--scores FILE`` it writes one confidence per frame:
+frame 0 gets 1 (the given box), and a network without a score head (S50, Lightning, MMTracking stage 1) writes
+``nan`` for every tracked frame.
 
 Without ``--checkpoint`` the tracker runs the shipped STARK-lite0 model (:data:`stark_ros.model.DEFAULT_CHECKPOINT`);
 ``--checkpoint synthetic`` selects deterministic synthetic test weights, whose boxes are meaningless (a warning says
@@ -32,8 +34,10 @@ def build_parser():
                         "'synthetic': test weights)")
     parser.add_argument('--variant', default='auto', help='auto, s50, st50, st101, lightning or lite0 (default: auto)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default: cpu)')
-    parser.add_argument('--backend', default='torch',
-                        help='torch (reference), torch-fast, openvino or onnxruntime (default: torch)')
+    parser.add_argument('--backend', default='auto',
+                        help='auto (default: the fastest exact fp32 engine installed: openvino on an x86 CPU where it '
+                             'is installed, else torch; torch on CUDA), torch (reference), torch-fast, openvino or '
+                             'onnxruntime')
     parser.add_argument('--precision', default=None,
                         help='fp32 (default), bf16, fp16 (torch-fast on CUDA) or auto; see stark_ros.backends')
     parser.add_argument('--update-interval', type=int, default=200, help='dynamic template period, frames')
@@ -57,6 +61,10 @@ def run(args, stdout=sys.stdout, stderr=sys.stderr):
         print(SYNTHETIC_WARNING, file=stderr)
     tracker = StarkTracker.from_checkpoint(args.checkpoint, args.variant, args.device, params,
                                            backend=args.backend, precision=args.precision)
+    info = tracker.info
+    print('STARK %s on %s: backend %s%s, %s' % (
+        info.get('variant'), info.get('device', args.device), info.get('backend'),
+        ' (auto)' if info.get('requested_backend') == 'auto' else '', info.get('precision')), file=stderr)
     frames = iter(source) if args.max_frames is None else itertools.islice(source, args.max_frames)
     first = next(frames, None)
     if first is None:

@@ -212,9 +212,16 @@ class TrackerHarness:
 
 
 def start_tracker_node(runner, namespace, **params):
-    """Create a ``TrackerNode`` (in-process, real rclpy) with parameter overrides and add it to ``runner``."""
+    """Create a ``TrackerNode`` (in-process, real rclpy) with parameter overrides and add it to ``runner``.
+
+    ``backend`` defaults to ``torch`` here, the eager reference the node tests were written against (the node's
+    own default, ``auto``, is checked by ``test_ros_node.py::test_default_backend_auto``); pass ``backend=None``
+    to keep the node's default."""
     from rclpy.parameter import Parameter
     from stark_ros.ros.tracker_node import TrackerNode
+    params.setdefault('backend', 'torch')
+    if params['backend'] is None:
+        del params['backend']
     overrides = [Parameter(name, value=value) for name, value in params.items()]
     return runner.add(TrackerNode(context=runner.context, namespace=namespace, parameter_overrides=overrides))
 

@@ -24,14 +24,17 @@
 """
 import json
 import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from oracles import BOX_TOL_PX, PRED_NORM_TOL, SCORE_TOL, oracle, oracle_params
-from stark_ros.backends import (BACKENDS, available_backends, backend_available, build_engine, cpu_supports_bf16,
-                                load_engine, resolve_precision)
+from oracles import BOX_TOL_PX, PRED_NORM_TOL, REPO_ROOT, SCORE_TOL, oracle, oracle_params
+from stark_ros.backends import (BACKENDS, CPU_ONLY_BACKENDS, available_backends, backend_available, build_engine,
+                                cpu_supports_bf16, load_engine, resolve_backend, resolve_precision)
 from stark_ros.backends.folding import fold_batchnorms
 from stark_ros.model import load_network
 from stark_ros.tracker import StarkTracker
@@ -123,6 +126,68 @@ def test_backend_registry():
         build_engine(None, 'tensorrt')
     with pytest.raises(ValueError, match='unknown backend'):
         load_engine('synthetic', 'st50', backend='nope')
+
+
+X86 = platform.machine().lower() in ('x86_64', 'amd64')
+#: run Python with the openvino package made unimportable: ``sys.modules['openvino'] = None`` is Python's own
+#: marker of a blocked module (``import openvino`` raises ImportError, ``importlib.util.find_spec`` returns None),
+#: so everything below the blocker sees an environment without openvino.
+WITHOUT_OPENVINO = "import sys; sys.modules['openvino'] = None; "
+
+
+def run_without_openvino(code):
+    done = subprocess.run([sys.executable, '-c', WITHOUT_OPENVINO + code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_auto_backend_picks_openvino_where_installed():
+    """requirements.txt pins openvino, so on this x86 CPU 'auto' is openvino for every precision; an explicit name is
+    kept; an unknown one is refused."""
+    with open(os.path.join(REPO_ROOT, 'requirements.txt')) as handle:
+        assert any(line.startswith('openvino==') for line in handle)
+    _needs('openvino')
+    assert X86, 'these tests expect the project machines\' x86 CPU (got %s)' % platform.machine()
+    for precision in (None, 'fp32', 'bf16', 'auto'):
+        assert resolve_backend('auto', 'cpu', precision) == 'openvino'
+    assert resolve_backend(' AUTO ', 'auto', cuda_available=False) == 'openvino'
+    assert resolve_backend('auto', 'cpu', 'fp16') == 'torch-fast'      # no CPU engine runs fp16; torch-fast says so
+    for name in BACKENDS:
+        assert resolve_backend(name, 'cpu') == name and resolve_backend(name, 'cuda') == name
+    with pytest.raises(ValueError, match='unknown backend'):
+        resolve_backend('tensorrt', 'cpu')
+    # OpenVINO is x86-tuned: elsewhere 'auto' is the torch engines
+    assert resolve_backend('auto', 'cpu', 'fp32', machine='aarch64') == 'torch'
+    assert resolve_backend('auto', 'cpu', 'bf16', machine='aarch64') == 'torch-fast'
+
+
+def test_auto_backend_picks_torch_where_openvino_is_not_installed():
+    out = run_without_openvino(
+        "from stark_ros.backends import backend_available, resolve_backend\n"
+        "print(backend_available('openvino'), resolve_backend('auto', 'cpu'), resolve_backend('auto', 'cpu', 'fp32'),"
+        " resolve_backend('auto', 'cpu', 'bf16'), resolve_backend('auto', 'auto', cuda_available=False))")
+    assert out.split() == ['False', 'torch', 'torch', 'torch-fast', 'torch']
+
+
+def test_auto_backend_never_picks_a_cpu_only_backend_on_cuda():
+    """A CUDA device string (or 'auto' where CUDA is available) gives a torch engine whatever the precision: eager
+    torch for fp32, torch-fast only when a reduced precision is asked for. (No CUDA here: only the choice is
+    checked; resolve_device checks the device itself.)"""
+    for device in ('cuda', 'cuda:0', 'cuda:1', ' CUDA:0 ', torch.device('cuda', 0)):
+        for precision in (None, 'fp32', 'bf16', 'fp16', 'auto'):
+            chosen = resolve_backend('auto', device, precision)
+            assert chosen not in CPU_ONLY_BACKENDS and chosen in BACKENDS, (device, precision, chosen)
+            assert chosen == ('torch' if precision in (None, 'fp32') else 'torch-fast')
+    assert resolve_backend('auto', 'auto', 'fp32', cuda_available=True) == 'torch'
+
+
+def test_load_engine_resolves_auto():
+    engine, info = load_engine('synthetic', 'lightning', 'cpu', backend='auto')
+    assert info['backend'] == engine.backend == ('openvino' if X86 else 'torch')
+    assert info['requested_backend'] == 'auto' and info['precision'] == 'fp32'
+    tracker = StarkTracker.from_checkpoint('synthetic', 'lightning', 'cpu', backend='torch')
+    assert tracker.info['backend'] == 'torch' and tracker.info['requested_backend'] == 'torch'
 
 
 def test_precision_resolution():

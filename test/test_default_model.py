@@ -66,7 +66,7 @@ def shipped():
 def test_the_shipped_model_tracks_real_objects(shipped, name, frames, least):
     assert not shipped.synthetic
     sequence = truncate(open_dataset(shared_eval()).load_sequence(name), frames)
-    boxes, _ = track_sequence(shipped, sequence)
+    boxes, _, _ = track_sequence(shipped, sequence)
     ious = rect_iou(boxes[1:], sequence.boxes[1:])
     assert len(ious) == frames - 1 and np.isfinite(ious).all()
     assert ious.mean() >= least, 'mean IoU %.3f on %s' % (ious.mean(), name)

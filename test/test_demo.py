@@ -50,6 +50,8 @@ def test_demo_tracks_the_bundled_video_over_dds(demo_run):
     accounted = numbers['frames processed'] + numbers['skipped'] + numbers['lost']
     assert numbers['frames played'] - 1 - 3 <= accounted <= numbers['frames played'] - 1, numbers
     assert 'latency image stamp -> detection: mean' in run.stdout
+    # the node's default backend 'auto' on this x86 CPU, where requirements.txt installs openvino
+    assert 'tracker: STARK lite0 on backend openvino (auto), fp32' in run.stdout, run.stdout
     assert 'inside the node, p50 / p95: delivery' in run.stdout
     with open(out / 'detections.csv') as f:
         rows = list(csv.DictReader(f))
@@ -113,9 +115,11 @@ def test_demo_rejects_bad_input(tmp_path):
 
 def test_demo_says_when_it_runs_synthetic_weights(tmp_path):
     run = subprocess.run([sys.executable, '-m', 'stark_ros.demo', '--checkpoint', 'synthetic', '--max-frames', '5',
-                          '--output-dir', str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                          '--backend', 'torch', '--output-dir', str(tmp_path)], cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert 'SYNTHETIC' in run.stdout and 'NOT meaningful' in run.stdout
+    assert 'tracker: STARK st50 on backend torch, fp32' in run.stdout, run.stdout     # --backend reaches the node
     assert 'MEANINGLESS' in run.stderr          # the node's own warning
 
 

@@ -13,7 +13,9 @@ from oracles import make_official_checkpoint
 from stark_ros import evaluate
 from stark_ros.datasets import open_dataset
 from stark_ros.evaluation import score
+from stark_ros.evaluation.metrics import roc_auc, score_events
 from stark_ros.evaluation.results import load_records
+from stark_ros.evaluation.runner import truncate
 from test_eval_metrics import (assert_matches_got10k_toolkit, assert_matches_otb_toolkit, toolkit_got10k_report,
                                toolkit_otb_report)
 
@@ -24,9 +26,9 @@ README_CSRT_MEAN_AUC = 0.631
 
 
 def table_row(text, label):
-    """The numbers of a tracker's row in the printed table."""
+    """The numbers of a tracker's row in the printed table ('-', a tracker without confidence scores: None)."""
     line = next(l for l in text.splitlines() if l.split() and l.split()[0] == label)
-    return [float(v) for v in line.split()[1:]]
+    return [None if v == '-' else float(v) for v in line.split()[1:]]
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +45,8 @@ def csrt_run(tmp_path_factory):
 def test_csrt_matches_the_published_numbers(csrt_run):
     out, stdout, stderr = csrt_run
     assert 'Protocol: pytracking protocol' in stdout
-    auc, op50, op75, precision, norm_precision, fps = table_row(stdout, 'csrt')
+    auc, op50, op75, precision, norm_precision, fps, score_auroc = table_row(stdout, 'csrt')
+    assert score_auroc is None                                  # CSRT has no confidence score
     assert abs(auc - README_CSRT_MEAN_AUC) <= 0.01
     assert abs(precision - 0.838) <= 0.02 and abs(norm_precision - 0.792) <= 0.02 and fps > 0
     with open(os.path.join(out, 'sequences_pytracking.csv')) as handle:
@@ -98,11 +101,69 @@ def test_stark_end_to_end_fast_configuration(tmp_path, capsys):
     assert 'STARK lightning (%s' % checkpoint in captured.err, captured.err
     for label in ('kcf', 'lite', 'synth'):
         values = table_row(captured.out, label)
-        assert len(values) == 6 and all(0 <= v <= 1 for v in values[:5]) and values[5] > 0
+        assert len(values) == 7 and all(0 <= v <= 1 for v in values[:5]) and values[5] > 0
+        assert values[6] is None and not os.path.exists(os.path.join(out, label, 'scores'))  # no score head
         for name in ('crossing', 'human7'):
             boxes = np.loadtxt(os.path.join(out, label, name + '.txt'), delimiter=',')
             assert boxes.shape == (20, 4) and np.isfinite(boxes).all()
     assert os.path.isfile(os.path.join(out, 'success_pytracking.png'))
+
+
+def test_static_baseline_holds_the_init_box_and_scores_as_the_toolkit(tmp_path, capsys):
+    """``static`` on a whole real sequence: every result row is the frame-0 ground truth, and its scores are the
+    got10k toolkit's ExperimentOTB report of those results (printed table and every number of the record)."""
+    out = str(tmp_path / 'out')
+    assert evaluate.main(['--dataset', shared_eval(), '--trackers', 'static', '--sequences', 'crossing',
+                          '--protocol', 'got10k-otb', '--output', out, '--quiet', '--no-plots']) == 0
+    captured = capsys.readouterr()
+    assert 'static: static (the frame-0 box on every frame)' in captured.err
+    sequence = open_dataset(shared_eval()).load_sequence('crossing')
+    boxes = np.loadtxt(os.path.join(out, 'static', 'crossing.txt'), delimiter=',')
+    assert boxes.shape == (len(sequence), 4) and len(sequence) > 100
+    np.testing.assert_array_equal(boxes, np.tile(np.asarray(sequence.boxes[0], float), (len(sequence), 1)))
+    assert not os.path.exists(os.path.join(out, 'static', 'scores'))              # no confidence score
+    theirs = toolkit_otb_report(out, 'static', [sequence], str(tmp_path / 'reports'))
+    auc, _, _, precision, _, score_auroc = table_row(captured.out, 'static')      # got10k-otb: no NP
+    assert auc == pytest.approx(theirs['overall']['success_score'], abs=5e-4)
+    assert precision == pytest.approx(theirs['overall']['precision_score'], abs=5e-4)
+    assert 0 < auc < 0.5 and score_auroc is None       # the walkers leave the box at once (0.04 here)
+    assert_matches_otb_toolkit(score('got10k-otb', load_records([out], 'static', [sequence])), theirs)
+
+
+def test_default_trackers_and_the_score_roc_auc_column(tmp_path, capsys):
+    """The default --trackers (static, csrt, kcf, stark: the shipped lite0 model with a score head) on the first
+    40 frames of two real sequences: STARK writes one confidence per frame and gets a ScoreAUROC equal to roc_auc
+    of its files' scores and IoU > 0.5 events, overall and per sequence; the trackers without scores show '-'."""
+    out = str(tmp_path / 'out')
+    assert evaluate.main(['--dataset', shared_eval(), '--sequences', 'crossing,human7', '--max-frames', '40',
+                          '--output', out, '--quiet', '--threads', '1']) == 0
+    captured = capsys.readouterr()
+    header = next(l for l in captured.out.splitlines() if l.startswith('tracker'))
+    assert header.split()[-1] == 'ScoreAUROC'
+    assert [l.split()[0] for l in captured.out.splitlines()[2:6]] == ['static', 'csrt', 'kcf', 'stark']
+    for label in ('static', 'csrt', 'kcf'):
+        assert table_row(captured.out, label)[6] is None
+    sequences = [truncate(open_dataset(shared_eval()).load_sequence(n), 40) for n in ('crossing', 'human7')]
+    records = load_records([out], 'stark', sequences)
+    for record in records:
+        with open(os.path.join(out, 'stark', 'scores', record.name + '_scores.txt')) as handle:
+            lines = handle.read().split()
+        assert len(lines) == 40 and float(lines[0]) == 1.0
+        assert all(0.0 <= float(v) <= 1.0 for v in lines[1:]) and len(set(lines[1:])) > 5
+        np.testing.assert_array_equal(record.scores, np.array(lines, float))
+    pairs = [score_events(r) for r in records]
+    labels = np.concatenate([l for _, l in pairs])
+    assert 0 < labels.sum() < len(labels) == 78                 # frames 1..39 of each; both classes present
+    expected = roc_auc(np.concatenate([s for s, _ in pairs]), labels)
+    assert table_row(captured.out, 'stark')[6] == pytest.approx(expected, abs=5e-4)
+    with open(os.path.join(out, 'sequences_pytracking.csv')) as handle:
+        rows = [line.strip().split(',') for line in handle]
+    assert rows[0][-1] == 'ScoreAUROC'
+    per_sequence = {r[1]: r[-1] for r in rows[1:] if r[0] == 'stark'}
+    for record, (s, l) in zip(records, pairs):
+        value = roc_auc(s, l)
+        assert per_sequence[record.name] == ('nan' if np.isnan(value) else '%.3f' % value)
+    assert {r[-1] for r in rows[1:] if r[0] != 'stark'} == {'-'}
 
 
 def test_shards_and_workers_merge_to_the_single_run(tmp_path, capsys):

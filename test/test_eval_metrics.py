@@ -8,6 +8,7 @@ import pytest
 from dataset_layouts import write_got10k
 from stark_ros.datasets import Sequence, open_dataset
 from stark_ros.evaluation import ResultsError, TrackRecord, score
+from stark_ros.evaluation.metrics import roc_auc, score_roc_auc
 from stark_ros.evaluation.protocols import pytracking
 from stark_ros.evaluation.results import frame_size, load_records, write_results
 
@@ -224,3 +225,67 @@ def test_bad_results_are_named():
         score('pytracking', [unknown])
     with pytest.raises(ValueError, match='unknown protocol'):
         score('vot', [unknown])
+
+
+# ------------------------------------------------------------------------------ score ROC AUC
+
+
+def test_roc_auc_hand_computed_with_ties():
+    """Scores 0.9 0.8 0.8 0.6 0.5 0.5 0.3 with labels + + - + - + - (4 positives, 3 negatives, 12 pairs). Counting
+    for each positive the negatives below it, a tie 1/2:
+        0.9 > 0.8, 0.5, 0.3                 -> 3
+        0.8 = 0.8 (1/2), > 0.5, 0.3        -> 2.5
+        0.6 > 0.5, 0.3                      -> 2
+        0.5 = 0.5 (1/2), > 0.3              -> 1.5
+    U = 9, AUC = 9 / 12 = 0.75. By ranks (ascending, ties share the mean rank): 0.3 -> 1, 0.5 0.5 -> 2.5, 0.6 -> 4,
+    0.8 0.8 -> 5.5, 0.9 -> 7; positives' rank sum 7 + 5.5 + 4 + 2.5 = 19, U = 19 - 4 * 5 / 2 = 9: the same."""
+    scores = [0.9, 0.8, 0.8, 0.6, 0.5, 0.5, 0.3]
+    labels = [1, 1, 0, 1, 0, 1, 0]
+    assert roc_auc(scores, labels) == pytest.approx(0.75, abs=1e-12)
+    order = [3, 6, 0, 5, 2, 4, 1]                                 # the order of the frames does not matter
+    assert roc_auc(np.take(scores, order), np.take(labels, order)) == pytest.approx(0.75, abs=1e-12)
+    # all positives above all negatives: 1; below: 0; every score equal: every pair a tie, 1/2
+    assert roc_auc([0.9, 0.8, 0.2, 0.1], [True, True, False, False]) == 1.0
+    assert roc_auc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert roc_auc([0.4] * 5, [1, 0, 1, 0, 0]) == 0.5
+    # one class empty: undefined
+    assert np.isnan(roc_auc([0.3, 0.7], [True, True])) and np.isnan(roc_auc([0.3, 0.7], [0, 0]))
+    assert np.isnan(roc_auc([], []))
+    with pytest.raises(ValueError, match='finite'):
+        roc_auc([0.3, np.nan], [1, 0])
+    with pytest.raises(ValueError, match='2 scores for 3 labels'):
+        roc_auc([0.3, 0.4], [1, 0, 1])
+
+
+def test_score_roc_auc_frames_and_pooling():
+    """Frame 0 (the init frame), NaN scores and unknown ground truth are left out; the event is IoU > 0.5 (IoU
+    exactly 0.5 is a negative); the overall value pools the frames of every sequence."""
+    gt = np.tile([10.0, 10.0, 20.0, 20.0], (6, 1))
+    gt[4] = np.nan
+    pred = np.array([[90, 90, 5, 5],          # frame 0: excluded whatever its box and score
+                     [10, 10, 20, 20],        # IoU 1 -> positive, score 0.9
+                     [10, 10, 20, 10],        # IoU exactly 0.5 -> negative, score 0.9 (ties the positive)
+                     [60, 60, 20, 20],        # IoU 0 -> negative, score 0.2
+                     [10, 10, 20, 20],        # ground truth unknown: excluded
+                     [11, 10, 20, 20]], float)  # IoU 19/21 -> positive, score NaN: excluded
+    scores = np.array([1.0, 0.9, 0.9, 0.2, 0.1, np.nan])
+    a = TrackRecord('a', pred, gt, scores=scores)
+    # a: positive 0.9 against negatives 0.9 (tie: 1/2) and 0.2 (1): AUC = 1.5 / 2
+    overall, per_sequence = score_roc_auc([a])
+    assert per_sequence == {'a': pytest.approx(0.75)} and overall == pytest.approx(0.75)
+    # b: one positive (0.3) and no negative -> NaN alone; pooled with a: positives 0.9, 0.3 against negatives
+    # 0.9, 0.2: 0.9 -> 1/2 + 1, 0.3 -> 0 + 1; 2.5 / 4
+    b = TrackRecord('b', GT.copy(), GT.copy(), scores=np.array([1.0, 0.3, np.nan, np.nan]))
+    overall, per_sequence = score_roc_auc([a, b])
+    assert np.isnan(per_sequence['b']) and overall == pytest.approx(2.5 / 4)
+    # through score(): the key only where there are scores; overall only when every sequence has them
+    with_scores = score('pytracking', [a.__class__('a', pred[[0, 1, 2, 3, 5]], gt[[0, 1, 2, 3, 5]],
+                                                   scores=scores[[0, 1, 2, 3, 5]]), b])
+    assert with_scores.overall['ScoreAUROC'] == pytest.approx(2.5 / 4)
+    assert with_scores.per_sequence['a']['ScoreAUROC'] == pytest.approx(0.75)
+    no_scores = TrackRecord('c', GT.copy(), GT.copy())
+    assert 'ScoreAUROC' not in score('pytracking', [no_scores]).overall
+    mixed = score('got10k-otb', [b, no_scores])
+    assert 'ScoreAUROC' not in mixed.overall and 'ScoreAUROC' in mixed.per_sequence['b']
+    with pytest.raises(ResultsError, match='3 scores, 4 result rows'):
+        score_roc_auc([TrackRecord('d', GT.copy(), GT.copy(), scores=np.ones(3))])

@@ -565,3 +565,41 @@ def test_humble_fallbacks_track_and_apply_parameters(ros_runner, ros_namespace, 
     finally:
         harness.close()
         ros_runner.remove(node)
+
+
+def test_default_backend_auto(ros_runner, ros_namespace, oracle):
+    """The node's default backend is 'auto': on this x86 CPU with openvino installed (requirements.txt pins it) the
+    node runs the shipped model on the openvino engine, tracks with it, and refuses a template_size change that
+    engine cannot take, saying that auto chose it and which backend would take the change."""
+    import platform
+    from rclpy.parameter import Parameter
+    from stark_ros.ros.parameters import PARAMETERS
+    assert PARAMETERS['backend'][0] == 'auto'
+    from oracles import REPO_ROOT
+    with open(REPO_ROOT + '/requirements.txt') as handle:
+        assert any(line.startswith('openvino==') for line in handle)
+    expected = 'openvino' if platform.machine().lower() in ('x86_64', 'amd64') else 'torch'
+    data, _ = oracle
+    namespace = ros_namespace + '/auto'
+    node = start_tracker_node(ros_runner, namespace, backend=None, checkpoint='', device='cpu', num_threads=1)
+    harness = TrackerHarness(ros_runner, namespace)
+    try:
+        assert node.get_parameter('backend').value == 'auto'
+        assert node.tracker.info['backend'] == expected and node.tracker.info['precision'] == 'fp32'
+        assert getattr(node.tracker.network, 'backend', 'torch') == expected       # the engine actually used
+        harness.wait_connected()
+        _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
+        assert harness.init(data['init_box']).success
+        msg = _frame_msg(data, 1)
+        harness.publish(msg)
+        det = harness.next_detection()
+        assert det is not None and det.header.stamp == msg.header.stamp and det.id == 'target'
+        result, = node.set_parameters([Parameter('template_size', value=160)])
+        if expected == 'openvino':
+            assert not result.successful and "backend 'auto' chose openvino" in result.reason, result.reason
+            assert 'set backend to torch' in result.reason
+        else:
+            assert result.successful
+    finally:
+        harness.close()
+        ros_runner.remove(node)

@@ -32,7 +32,7 @@ def test_cli_reproduces_the_oracle(oracle_folder, tmp_path):
     results, scores = tmp_path / 'results.txt', tmp_path / 'scores.txt'
     box = ','.join(repr(float(v)) for v in o['init_box'])
     run = _cli('--input', oracle_folder, '--init-box', box, '--update-interval', 10, '--score-threshold', 0.3,
-               '--output', results, '--scores', scores, '--quiet', '--checkpoint', 'synthetic')
+               '--output', results, '--scores', scores, '--quiet', '--checkpoint', 'synthetic', '--backend', 'torch')
     assert run.returncode == 0, run.stderr
     assert 'SYNTHETIC' in run.stderr and 'NOT meaningful' in run.stderr
     boxes = np.loadtxt(results, delimiter=',')
@@ -124,6 +124,27 @@ def test_cli_fp32_backends_reproduce_the_oracle(oracle_folder, backend):
     run = _cli('--input', oracle_folder, '--init-box', ','.join(repr(float(v)) for v in o['init_box']),
                '--backend', backend, '--precision', 'fp32', '--max-frames', 6, '--quiet', '--checkpoint', 'synthetic')
     assert run.returncode == 0, run.stderr
+    boxes = np.array([line.split(',') for line in run.stdout.splitlines()], float)
+    np.testing.assert_allclose(boxes[1:], o['boxes'][1:6], atol=BOX_TOL_PX, rtol=0)
+
+
+@pytest.mark.parametrize('openvino_installed', [True, False])
+def test_cli_default_backend_auto(oracle_folder, openvino_installed):
+    """Without --backend the tool runs 'auto' and names the engine it chose: openvino here (requirements.txt
+    installs it; x86 CPU), torch in a Python where the openvino package cannot be imported (blocked with
+    ``sys.modules['openvino'] = None``, Python's marker of a missing module). Both reproduce the oracle."""
+    o = oracle('st50')
+    args = ['--input', oracle_folder, '--init-box', ','.join(repr(float(v)) for v in o['init_box']),
+            '--max-frames', 6, '--quiet', '--checkpoint', 'synthetic']
+    if openvino_installed:
+        run = _cli(*args)
+    else:
+        run = subprocess.run([sys.executable, '-c', "import sys; sys.modules['openvino'] = None; "
+                              "from stark_ros.track import main; sys.exit(main())", *map(str, args)],
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    expected = 'openvino' if openvino_installed else 'torch'
+    assert 'STARK st50 on cpu: backend %s (auto), fp32' % expected in run.stderr, run.stderr
     boxes = np.array([line.split(',') for line in run.stdout.splitlines()], float)
     np.testing.assert_allclose(boxes[1:], o['boxes'][1:6], atol=BOX_TOL_PX, rtol=0)
 

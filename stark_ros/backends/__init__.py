@@ -11,12 +11,17 @@ in an *engine* that :class:`stark_ros.tracker.StarkTracker` drives like the netw
 * ``onnxruntime``: the exported ONNX graphs (:mod:`.export_onnx`) on ONNX Runtime CPU; fp32; ``onnx``,
   ``onnxruntime``.
 
+``backend='auto'`` (the default of the node, the demo, ``stark_ros.track`` and ``stark_ros.evaluate``) is resolved
+by :func:`resolve_backend` to the fastest exact (fp32) engine installed for the device: ``openvino`` on an x86 CPU
+when the ``openvino`` package is installed, else ``torch``; ``torch`` on CUDA (reduced precisions: ``torch-fast``).
+
 Every backend's module docstring states its numerical contract: fp32 paths reproduce the oracles with the core
 tolerances (boxes 1e-2 px, scores 1e-4); reduced-precision paths are bounded against the fp32 run
 (``test/test_backends.py``). ``precision=None`` is always fp32; 'auto' picks bf16 on a CPU with native bf16
 (avx512_bf16 / AMX), fp16 on CUDA (torch-fast), fp32 otherwise.
 """
 import importlib.util
+import platform
 
 from .common import Engine, cpu_supports_bf16, default_threads, resolve_precision
 from .device import CPU_ONLY_BACKENDS, resolve_device
@@ -39,13 +44,72 @@ def available_backends():
     return tuple(b for b in BACKENDS if backend_available(b))
 
 
+#: the backend name that :func:`resolve_backend` resolves
+AUTO = 'auto'
+#: what ``platform.machine()`` says on x86 CPUs (OpenVINO's CPU plugin is built and tuned for them)
+_X86_MACHINES = ('x86_64', 'amd64', 'i386', 'i686', 'x86')
+
+
+def resolve_backend(backend, device='cpu', precision=None, cuda_available=None, machine=None):
+    """The engine ``backend`` names: itself, or for ``'auto'`` the fastest exact engine installed for ``device``.
+
+    ``'auto'`` resolves to (bench/README.md and the README's lite0 table: openvino fp32 runs the shipped lite0
+    model at 41 FPS against 17 for eager torch, ST50 in 0.53x of eager torch's time; both reproduce the fp32
+    oracles):
+
+    * a CUDA device (``'cuda'``, ``'cuda:N'``, or ``'auto'`` where CUDA is available): ``torch`` for fp32;
+      ``torch-fast`` when ``precision`` asks for fp16, bf16 or auto. Never a CPU-only backend.
+    * the CPU of an x86 machine with the ``openvino`` package installed (:func:`backend_available`):
+      ``openvino`` (fp32; also bf16 and auto precision, which it runs natively where the CPU has bf16; fp16, which
+      no CPU engine runs, goes to ``torch-fast``, whose error says so).
+    * any other CPU: ``torch`` for fp32; ``torch-fast`` when ``precision`` asks for bf16, fp16 or auto.
+
+    Reduced precision is used only when ``precision`` asks for it; None and 'fp32' are fp32. Every engine
+    'auto' can pick takes the start-up template and search sizes; openvino compiles its graphs for the
+    start-up template size, so changing ``template_size`` later needs ``torch`` or ``torch-fast``.
+
+    Args:
+        backend: 'auto' or one of :data:`BACKENDS` (case and surrounding spaces ignored).
+        device: the device string as :func:`resolve_device` takes it (or a :class:`torch.device`); only whether
+            it means CUDA matters here, :func:`resolve_device` checks it.
+        precision: None, 'fp32', 'bf16', 'fp16' or 'auto'.
+        cuda_available: whether CUDA can be used (for device 'auto'); default ``torch.cuda.is_available()``.
+        machine: the CPU architecture name; default ``platform.machine()``.
+    Returns:
+        a name in :data:`BACKENDS`.
+    Raises:
+        ValueError: an unknown backend name.
+    """
+    name = str(backend).strip().lower()
+    if name != AUTO:
+        if name not in BACKENDS:
+            raise ValueError('unknown backend %r (known: auto, %s)' % (backend, ', '.join(BACKENDS)))
+        return name
+    precision = None if precision is None else str(precision).strip().lower()
+    reduced = precision in ('bf16', 'fp16', 'auto')
+    text = str(device).strip().lower()
+    if text == 'auto':
+        if cuda_available is None:
+            import torch
+            cuda_available = torch.cuda.is_available()
+        on_cuda = bool(cuda_available)
+    else:
+        on_cuda = text.startswith('cuda')
+    if on_cuda:
+        return 'torch-fast' if reduced else 'torch'
+    machine = (machine if machine is not None else platform.machine()).lower()
+    if machine in _X86_MACHINES and precision != 'fp16' and backend_available('openvino'):
+        return 'openvino'
+    return 'torch-fast' if reduced else 'torch'
+
+
 def build_engine(network, backend='torch', device=None, precision=None, template_size=128, **options):
     """Wrap a loaded network in an inference engine.
 
     Args:
         network: a network from :func:`stark_ros.model.load_network` (eval mode). Not modified by any backend
             but 'torch' (which moves it to ``device``).
-        backend: one of :data:`BACKENDS`.
+        backend: one of :data:`BACKENDS` ('auto' is resolved by :func:`load_engine`, which knows the device).
         device: torch device ('cpu', 'cuda', ...); default the network's. 'openvino' and 'onnxruntime' run on
             the CPU only.
         precision: None or 'fp32' (default), 'bf16', 'fp16' (torch-fast on CUDA) or 'auto'.
@@ -80,26 +144,30 @@ def load_engine(checkpoint=None, variant='auto', device='cpu', backend='torch', 
                 seed=0, fuse=True, **options):
     """Load a checkpoint (:func:`stark_ros.model.load_network`) and build an engine for it.
 
-    Intended for ``StarkTracker.from_checkpoint(..., backend=..., precision=...)``.
+    Intended for ``StarkTracker.from_checkpoint(..., backend=..., precision=...)``. ``backend='auto'`` is resolved
+    by :func:`resolve_backend`.
 
     Returns:
-        ``(engine, info)``: ``info`` is load_network's dict plus 'backend' and 'precision'.
+        ``(engine, info)``: ``info`` is load_network's dict plus 'backend' (the resolved name), 'requested_backend'
+        (as given, e.g. 'auto') and 'precision'.
     Raises:
         CheckpointError, ValueError: as :func:`stark_ros.model.load_network` and :func:`build_engine`.
     """
     from ..model import load_network
     from ..tracker.params import TrackerParams
     params = params if params is not None else TrackerParams()
-    if backend not in BACKENDS:   # fail before the (slow) network build
-        raise ValueError('unknown backend %r (known: %s)' % (backend, ', '.join(BACKENDS)))
+    requested = backend
+    backend = resolve_backend(backend, device, precision)      # fails before the (slow) network build
     device = resolve_device(device, backend)    # 'auto' never means CUDA for a CPU-only backend
     network, info = load_network(checkpoint, variant, device, params.search_size, seed, params.template_size,
                                  fuse=fuse)
     engine = build_engine(network, backend, device=info['device'], precision=precision,
                           template_size=params.template_size, **options)
-    info = dict(info, backend=engine.backend, precision=engine.precision)
+    info = dict(info, backend=engine.backend, requested_backend=str(requested).strip().lower(),
+                precision=engine.precision)
     return engine, info
 
 
-__all__ = ['BACKENDS', 'CPU_ONLY_BACKENDS', 'Engine', 'available_backends', 'backend_available', 'build_engine',
-           'cpu_supports_bf16', 'default_threads', 'load_engine', 'resolve_device', 'resolve_precision']
+__all__ = ['AUTO', 'BACKENDS', 'CPU_ONLY_BACKENDS', 'Engine', 'available_backends', 'backend_available',
+           'build_engine', 'cpu_supports_bf16', 'default_threads', 'load_engine', 'resolve_backend', 'resolve_device',
+           'resolve_precision']

@@ -12,6 +12,8 @@ Metric keys (fractions in [0, 1] except FPS):
 ``NP``   normalized precision (normalized centre error <= 0.20; TrackingNet: area)
 ``AO`` / ``SR50`` / ``SR75``  GOT-10k average overlap and success rates
 ``FPS``  frames per second (protocol-specific average, see each function)
+``ScoreAUROC``  area under the ROC curve of the per-frame confidence score for the event "IoU with the ground truth
+         > 0.5" (:func:`score_roc_auc`); the same for every protocol, present only for trackers with scores
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -37,6 +39,8 @@ class TrackRecord:
         image_size: ``(width, height)`` in pixels (GOT-10k clips boxes to the image), or None.
         extra: per-frame arrays of the dataset (``'cover'``, ``'full_occlusion'``, ``'out_of_view'``).
         source: where ``pred`` came from (a results file), for error messages.
+        scores: (N,) float confidence score per frame in [0, 1] (NaN where unknown; row 0 is the init frame), or
+            None for a tracker without one.
     """
 
     name: str
@@ -46,6 +50,7 @@ class TrackRecord:
     image_size: Optional[Tuple[int, int]] = None
     extra: Dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ''
+    scores: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -222,3 +227,89 @@ def _with_fps(values, fps):
     if fps is not None:
         values['FPS'] = fps
     return values
+
+
+# ----------------------------------------------------------------------------------------------- confidence score
+
+#: the event whose prediction by the confidence score :func:`score_roc_auc` measures: IoU > this
+SCORE_IOU_THRESHOLD = 0.5
+
+
+def roc_auc(scores, labels):
+    """Area under the ROC curve of ``scores`` as a predictor of the binary ``labels``, rank-based.
+
+    The Mann-Whitney U statistic of the positives' scores against the negatives' divided by the number of pairs,
+    i.e. the probability that a random positive scores higher than a random negative, a tie counting 1/2
+    (Hanley & McNeil 1982, "The meaning and use of the area under a receiver operating characteristic (ROC)
+    curve", Radiology 143(1): 29-36; Mann & Whitney 1947)::
+
+        AUC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos * n_neg)
+
+    with ``R_pos`` the sum of the positives' ranks among all scores (ascending, 1-based; tied scores all get the
+    mean of the ranks they span). Equal to the trapezoid area under the empirical ROC curve.
+
+    Args:
+        scores: (N,) finite floats.
+        labels: (N,) bools (or 0 / 1), True = positive.
+    Returns:
+        the AUC in [0, 1] as a float; NaN when one class is empty (no positive or no negative).
+    Raises:
+        ValueError: shapes differ, or a score is not finite.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).astype(bool).ravel()
+    if scores.shape != labels.shape:
+        raise ValueError('roc_auc: %d scores for %d labels' % (len(scores), len(labels)))
+    if not np.isfinite(scores).all():
+        raise ValueError('roc_auc: scores must be finite (drop the NaN frames first)')
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return float('nan')
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    mid_ranks = np.cumsum(counts) - (counts - 1) / 2.0          # mean rank of each group of equal scores
+    rank_sum = float(mid_ranks[inverse][labels].sum())
+    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * float(negatives))
+
+
+def score_events(record):
+    """``(scores, labels)`` of the frames of one record whose confidence score can be judged: frames 1.. (frame 0
+    is the init frame) with a finite score and a ground truth box with finite values and a positive width and
+    height; ``labels`` is ``IoU(pred, gt) > 0.5`` (:func:`iou_xywh`, continuous areas; a NaN or empty predicted
+    box is a negative). Empty arrays when the record has no scores.
+
+    Raises:
+        ResultsError: the score, box and ground-truth row counts differ.
+    """
+    if record.scores is None:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    scores = np.asarray(record.scores, dtype=np.float64)
+    pred, gt = np.asarray(record.pred, np.float64), np.asarray(record.gt, np.float64)
+    if not len(scores) == len(pred) == len(gt):
+        raise ResultsError('%s: %d scores, %d result rows, %d ground-truth frames'
+                           % (record.source or record.name, len(scores), len(pred), len(gt)))
+    with np.errstate(invalid='ignore'):
+        keep = np.isfinite(scores) & np.isfinite(gt).all(axis=1) & (gt[:, 2:] > 0).all(axis=1)
+        keep[:1] = False
+        labels = iou_xywh(pred[keep], gt[keep]) > SCORE_IOU_THRESHOLD
+    return scores[keep], labels
+
+
+def score_roc_auc(records):
+    """Score ROC AUC of one tracker: :func:`roc_auc` of the confidence score for "IoU > 0.5" over the frames of
+    :func:`score_events`.
+
+    Args:
+        records: the tracker's :class:`TrackRecord` list.
+    Returns:
+        ``(overall, per_sequence)``: ``overall`` pools the frames of all sequences (None unless every record has
+        scores: a subset would not be comparable); ``per_sequence`` maps the names of the records with scores to
+        their own AUC. NaN where one class is empty (e.g. every frame above IoU 0.5).
+    """
+    events = {record.name: score_events(record) for record in records if record.scores is not None}
+    per_sequence = {name: roc_auc(*pair) for name, pair in events.items()}
+    overall = None
+    if records and len(events) == len(records):
+        overall = roc_auc(np.concatenate([s for s, _ in events.values()]),
+                          np.concatenate([l for _, l in events.values()]))
+    return overall, per_sequence

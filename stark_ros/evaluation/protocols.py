@@ -18,12 +18,15 @@ trackingnet TrackingNet devkit                          boxes rounded, IoU ``>=`
 
 FPS: ``got10k-otb`` and ``got10k`` as their toolkit (mean of 1 / t over frames with t > 0; ``got10k-otb``
 averages the sequences' speeds); the others total frames / total seconds (per sequence: frames / seconds).
+
+Every protocol's scores also get ``ScoreAUROC`` (:func:`~.metrics.score_roc_auc`, the same definition for all) when
+the tracker's records carry confidence scores.
 """
 import numpy as np
 
 from .metrics import (NORMALIZED_51, OVERLAP_21, OVERLAP_ARANGE, PIXELS_51, ResultsError, Scores, _check_finite_sizes,
                       _check_lengths, _curve_scores, _mean_speed, _overall_fps, _require_gt, _success, _summaries,
-                      _with_fps, _within, center_error, frames_per_second, iou_xywh, toolkit_iou)
+                      _with_fps, _within, center_error, frames_per_second, iou_xywh, score_roc_auc, toolkit_iou)
 
 CURVES = ('success', 'precision', 'norm_precision')
 THRESHOLDS = {'success': OVERLAP_21, 'precision': PIXELS_51, 'norm_precision': NORMALIZED_51}
@@ -248,11 +251,18 @@ PROTOCOLS = {'pytracking': pytracking, 'got10k-otb': got10k_otb, 'got10k': got10
 
 
 def score(protocol, records):
-    """Score ``records`` (a list of :class:`~.metrics.TrackRecord` of one tracker) with a protocol by name.
+    """Score ``records`` (a list of :class:`~.metrics.TrackRecord` of one tracker) with a protocol by name, plus the
+    score ROC AUC (``ScoreAUROC``, overall and per sequence) where the records carry confidence scores.
 
     Raises:
         ValueError: unknown protocol. ResultsError: results or ground truth the protocol refuses.
     """
     if protocol not in PROTOCOLS:
         raise ValueError('unknown protocol %r (known: %s)' % (protocol, ', '.join(PROTOCOLS)))
-    return PROTOCOLS[protocol](records)
+    scores = PROTOCOLS[protocol](records)
+    overall, per_sequence = score_roc_auc(records)
+    if overall is not None:
+        scores.overall['ScoreAUROC'] = overall
+    for name, value in per_sequence.items():
+        scores.per_sequence.setdefault(name, {})['ScoreAUROC'] = value
+    return scores

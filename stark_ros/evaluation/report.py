@@ -6,15 +6,17 @@ Every report names the protocol it used (:data:`PROTOCOL_NOTES`). Fractions are 
 import csv
 import os
 
+#: the score ROC AUC column of every table (:func:`.metrics.score_roc_auc`): '-' for trackers without scores
+SCORE_COLUMN = ('ScoreAUROC', 'ScoreAUROC')
 #: per protocol, the table columns: (metric key, header)
 COLUMNS = {
     'pytracking': [('AUC', 'AUC'), ('OP50', 'OP50'), ('OP75', 'OP75'), ('P', 'P@20px'), ('NP', 'NP@0.20'),
-                   ('FPS', 'FPS')],
-    'got10k-otb': [('AUC', 'AUC'), ('OP50', 'OP50'), ('OP75', 'OP75'), ('P', 'P@20px'), ('FPS', 'FPS')],
-    'got10k': [('AO', 'AO'), ('SR50', 'SR0.5'), ('SR75', 'SR0.75'), ('FPS', 'FPS')],
+                   ('FPS', 'FPS'), SCORE_COLUMN],
+    'got10k-otb': [('AUC', 'AUC'), ('OP50', 'OP50'), ('OP75', 'OP75'), ('P', 'P@20px'), ('FPS', 'FPS'), SCORE_COLUMN],
+    'got10k': [('AO', 'AO'), ('SR50', 'SR0.5'), ('SR75', 'SR0.75'), ('FPS', 'FPS'), SCORE_COLUMN],
     'lasot': [('AUC', 'AUC'), ('P', 'P@20px'), ('NP', 'NP@0.20'), ('OP50', 'OP50'), ('OP75', 'OP75'),
-              ('FPS', 'FPS')],
-    'trackingnet': [('AUC', 'AUC (area)'), ('P', 'P (area)'), ('NP', 'NP (area)'), ('FPS', 'FPS')],
+              ('FPS', 'FPS'), SCORE_COLUMN],
+    'trackingnet': [('AUC', 'AUC (area)'), ('P', 'P (area)'), ('NP', 'NP (area)'), ('FPS', 'FPS'), SCORE_COLUMN],
 }
 
 PROTOCOL_NOTES = {
@@ -38,9 +40,15 @@ CURVE_AXES = {'success': ('Overlap threshold (IoU)', 'Success rate'),
 LEGEND_SCORE = {'success': ('AUC', 'AO'), 'precision': ('P',), 'norm_precision': ('NP',)}
 
 
+#: every report's note on the score column
+SCORE_NOTE = ('ScoreAUROC = area under the ROC curve of the per-frame confidence score for "IoU > 0.5" over the '
+              'frames after frame 0 of all sequences (Mann-Whitney U / (n_pos n_neg), ties 1/2; nan when one class '
+              'is empty; - for trackers without scores)')
+
+
 def _format(key, value):
     if value is None:
-        return 'n/a'
+        return '-' if key == SCORE_COLUMN[0] else 'n/a'
     return '%.1f' % value if key == 'FPS' else '%.3f' % value
 
 
@@ -128,7 +136,7 @@ def write_report(results, protocol, folder, title='', plots=True):
     """
     os.makedirs(folder, exist_ok=True)
     headers, rows = table(results, protocol)
-    note = 'Protocol: %s.' % PROTOCOL_NOTES[protocol]
+    note = 'Protocol: %s.\n%s.' % (PROTOCOL_NOTES[protocol], SCORE_NOTE)
     written = [write_csv(os.path.join(folder, 'report_%s.csv' % protocol), headers, rows),
                write_csv(os.path.join(folder, 'sequences_%s.csv' % protocol), *sequence_table(results, protocol))]
     markdown = os.path.join(folder, 'report_%s.md' % protocol)

@@ -5,6 +5,10 @@ Under an output folder ``OUT``:
 * ``OUT/<tracker>/<seq>.txt``: one ``x,y,w,h`` line per frame, comma separated, frame 0 = the init box
   (pytracking and the got10k toolkit's OTB experiment read it), and ``OUT/<tracker>/times/<seq>_time.txt``: one
   line per frame, seconds spent in the tracker's initialise / track call;
+* for trackers with a confidence score (STARK with a score head), ``OUT/<tracker>/scores/<seq>_scores.txt``: one
+  line per frame, the confidence score in [0, 1] (frame 0: ``1.0``, the given box; ``nan`` where the tracker gave
+  none), the format of ``python -m stark_ros.track --scores``. Results without it (older runs, other tools) still
+  load; their score ROC AUC is then unknown;
 * GOT-10k datasets also get ``OUT/GOT-10k/<tracker>/<seq>/<seq>_001.txt`` (``%.3f``, comma separated) and
   ``<seq>_time.txt``: the got10k toolkit's ``ExperimentGOT10k`` layout;
 * test-server archives: ``OUT/submissions/<tracker>_got10k.zip`` (``<seq>/<seq>_001.txt`` + ``<seq>_time.txt``)
@@ -35,6 +39,11 @@ def times_path(root, tracker, sequence):
     return os.path.join(root, tracker, 'times', sequence + '_time.txt')
 
 
+def scores_path(root, tracker, sequence):
+    """``root/<tracker>/scores/<sequence>_scores.txt``."""
+    return os.path.join(root, tracker, 'scores', sequence + '_scores.txt')
+
+
 def _write_atomic(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = '%s.%d.tmp' % (path, os.getpid())
@@ -52,12 +61,20 @@ def _box_lines(boxes, fmt):
     return ''.join(','.join(fmt % v for v in row) + '\n' for row in np.asarray(boxes, dtype=np.float64))
 
 
-def write_results(root, tracker, sequence, boxes, times, got10k_layout=False):
-    """Write one run: ``boxes`` (N, 4) xywh pixels, ``times`` (N,) seconds; also the GOT-10k layout if asked.
+def write_results(root, tracker, sequence, boxes, times, got10k_layout=False, scores=None):
+    """Write one run: ``boxes`` (N, 4) xywh pixels, ``times`` (N,) seconds, ``scores`` (N,) confidence scores (NaN
+    where unknown) or None for a tracker without them; also the GOT-10k layout if asked.
 
-    The times file is written first and the boxes last, so an existing boxes file means a complete run.
+    The times and scores files are written first and the boxes last, so an existing boxes file means a complete
+    run. Without ``scores`` a scores file of an earlier run under the same label is removed (it would describe
+    another run).
     """
     times_text = ''.join('%.8f\n' % t for t in times)
+    score_file = scores_path(root, tracker, sequence)
+    if scores is not None:
+        _write_atomic(score_file, ''.join('%r\n' % float(v) for v in scores))
+    elif os.path.exists(score_file):
+        os.remove(score_file)
     if got10k_layout:
         folder = os.path.join(root, GOT10K_FOLDER, tracker, sequence)
         _write_atomic(os.path.join(folder, sequence + '_time.txt'), times_text)
@@ -100,6 +117,23 @@ def read_times(path):
         return read_rows(path, widths=tuple(range(1, 10)))[:, 0]
     except DatasetError as error:
         raise ResultsError('times %s' % error) from None
+
+
+def read_scores(path, frames):
+    """(N,) confidence scores of a scores file (``nan`` allowed), or None if the file does not exist.
+
+    Raises:
+        ResultsError: a line that is not one number, or a row count other than ``frames`` (file named).
+    """
+    if not os.path.isfile(path):
+        return None
+    try:
+        values = read_rows(path, widths=(1,))[:, 0]
+    except DatasetError as error:
+        raise ResultsError('scores %s' % error) from None
+    if len(values) != frames:
+        raise ResultsError('scores %s: %d rows for %d result rows' % (path, len(values), frames))
+    return values
 
 
 def find_run(roots, tracker, sequence):
@@ -195,12 +229,13 @@ def frame_size(path):
 
 def load_records(roots, tracker, sequences, image_size=False):
     """The :class:`~.metrics.TrackRecord` of a tracker on each sequence, from results under ``roots`` (searched in
-    order; shards of one run may sit in different roots).
+    order; shards of one run may sit in different roots), with its per-frame confidence scores when a scores file
+    sits beside the boxes (:func:`scores_path`).
 
     Args:
         image_size: read each sequence's frame size (the got10k protocol clips boxes to the image).
     Raises:
-        ResultsError: a sequence without results (all are named), or a malformed results file.
+        ResultsError: a sequence without results (all are named), or a malformed results or scores file.
     """
     records, missing = [], []
     for sequence in sequences:
@@ -209,8 +244,13 @@ def load_records(roots, tracker, sequences, image_size=False):
             missing.append(sequence.name)
             continue
         size = frame_size(sequence.frames[0]) if image_size else None
-        records.append(TrackRecord(sequence.name, read_boxes(run[0]), sequence.boxes, read_times(run[1]), size,
-                                   sequence.extra, source=run[0]))
+        boxes = read_boxes(run[0])
+        # scores sit beside the plain layout's boxes only (root/<tracker>/scores/)
+        root = os.path.dirname(os.path.dirname(run[0]))
+        scores = read_scores(scores_path(root, tracker, sequence.name), len(boxes)) \
+            if run[0] == results_path(root, tracker, sequence.name) else None
+        records.append(TrackRecord(sequence.name, boxes, sequence.boxes, read_times(run[1]), size,
+                                   sequence.extra, source=run[0], scores=scores))
     if missing:
         shown = ', '.join(missing[:8]) + (', ...' if len(missing) > 8 else '')
         raise ResultsError('tracker %s has no results for %d of %d sequences in %s: %s (run them, or choose '

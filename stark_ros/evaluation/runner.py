@@ -1,7 +1,7 @@
 """One-pass evaluation runs: trackers x sequences -> results files (:mod:`.results` layouts).
 
 Each run initialises the tracker with the frame-0 ground truth and tracks every later frame once; the init box
-is the frame-0 result. Per-frame time is the seconds spent inside the tracker's initialise / track call (image
+is the frame-0 result. Trackers with a confidence score also get a per-frame scores file. Per-frame time is the seconds spent inside the tracker's initialise / track call (image
 decoding excluded). Runs whose results already exist are skipped unless ``overwrite``; sequences can be spread
 over worker processes (``workers``) and machines (:func:`shard`).
 """
@@ -50,12 +50,14 @@ def track_sequence(adapter, sequence, progress=None):
         adapter: see :mod:`.trackers` (``initialize``, ``track``, ``bgr``).
         progress: optional tqdm bar, advanced per frame with the running FPS.
     Returns:
-        ``(boxes (N, 4) float64 xywh pixels, times (N,) float64 seconds)``.
+        ``(boxes (N, 4) float64 xywh pixels, times (N,) float64 seconds, scores)``: ``scores`` is the (N,) float64
+        confidence score per frame (frame 0: 1.0, the given box; NaN where the tracker gave none), or None when the
+        adapter gave no score on any frame (OpenCV, ``static``, STARK without a score head).
     Raises:
         MissingFrameError: a frame is missing or unreadable (the file is named).
         StarkError: the tracker refuses the init box (the sequence is named).
     """
-    boxes, times = [], []
+    boxes, times, scores = [], [], []
     for index, path in enumerate(sequence.frames):
         image = read_frame(path)
         if adapter.bgr:
@@ -66,15 +68,19 @@ def track_sequence(adapter, sequence, progress=None):
                 adapter.initialize(image, sequence.init_box)
             except StarkError as error:
                 raise type(error)('sequence %s, frame %s: %s' % (sequence.name, path, error)) from None
-            box = sequence.init_box
+            box, score = sequence.init_box, 1.0
         else:
             box = adapter.track(image)
+            score = getattr(adapter, 'score', None)
         times.append(time.perf_counter() - started)
         boxes.append(box)
+        scores.append(np.nan if score is None else float(score))
         if progress is not None:
             progress.update(1)
             progress.set_postfix_str('%.1f FPS' % (len(times) / max(sum(times), 1e-9)), refresh=False)
-    return np.asarray(boxes, dtype=np.float64), np.asarray(times, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    return (np.asarray(boxes, dtype=np.float64), np.asarray(times, dtype=np.float64),
+            scores if np.isfinite(scores[1:]).any() else None)
 
 
 def pending_runs(specs, sequences, output, overwrite=False):
@@ -127,11 +133,11 @@ def _run_one(adapter, label, sequence, output, got10k_layout, progress, log):
         from tqdm import tqdm
         bar = tqdm(total=len(sequence), desc='%s %s' % (label, sequence.name), unit='frame', leave=False)
     try:
-        boxes, times = track_sequence(adapter, sequence, bar)
+        boxes, times, scores = track_sequence(adapter, sequence, bar)
     finally:
         if bar is not None:
             bar.close()
-    write_results(output, label, sequence.name, boxes, times, got10k_layout)
+    write_results(output, label, sequence.name, boxes, times, got10k_layout, scores)
     line = _summary(label, sequence, times)
     log(line)
     return line
@@ -157,6 +163,6 @@ def _worker_run(task):
     spec, sequence, output, got10k_layout = task
     if spec.label not in _ADAPTERS:
         _ADAPTERS[spec.label] = spec.build()
-    boxes, times = track_sequence(_ADAPTERS[spec.label], sequence)
-    write_results(output, spec.label, sequence.name, boxes, times, got10k_layout)
+    boxes, times, scores = track_sequence(_ADAPTERS[spec.label], sequence)
+    write_results(output, spec.label, sequence.name, boxes, times, got10k_layout, scores)
     return '[pid %d] %s' % (os.getpid(), _summary(spec.label, sequence, times))

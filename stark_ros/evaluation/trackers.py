@@ -1,11 +1,14 @@
 """The trackers the evaluation runs through one runner: STARK (any checkpoint / variant / backend / precision the
-node accepts) and OpenCV's CSRT and KCF (what a robotics user would pick instead).
+node accepts), OpenCV's CSRT and KCF (what a robotics user would pick instead) and ``static``, which holds the
+first-frame box on every frame (the "does the tracker beat doing nothing" baseline).
 
 A tracker is named on the command line by a spec ``[label=]kind[:key=value[:key=value...]]``, e.g. ``csrt``,
 ``stark``, ``lite=stark:variant=lightning:backend=openvino``. Every adapter has ``initialize(image, box)`` and
-``track(image) -> box``; boxes are ``(x, y, w, h)`` in pixels; images are (H, W, 3) uint8, BGR for the OpenCV
-trackers (``bgr = True``) and RGB for STARK.
+``track(image) -> box`` and ``score``, the confidence score of the last ``track`` call (a float in [0, 1], or None
+for a tracker without one); boxes are ``(x, y, w, h)`` in pixels; images are (H, W, 3) uint8, BGR for the OpenCV
+trackers (``bgr = True``) and RGB for STARK and ``static``.
 """
+import math
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -13,10 +16,36 @@ import cv2
 
 from ..errors import StarkError
 
-KINDS = ('csrt', 'kcf', 'stark')
+KINDS = ('static', 'csrt', 'kcf', 'stark')
 #: options a ``stark`` spec accepts (keys as on the command line, ``-`` or ``_``), with their types
 STARK_OPTIONS = {'checkpoint': str, 'variant': str, 'device': str, 'backend': str, 'precision': str,
                  'update_interval': int, 'score_threshold': float, 'seed': int}
+
+
+class StaticTracker:
+    """The "doing nothing" baseline: returns the init box ``(x, y, w, h)`` (pixels, unchanged, not rounded) on every
+    frame and never looks at the images. Its scores are what any tracker must beat to be worth running; it has no
+    confidence score (``score`` is None).
+
+    Raises (on ``initialize``):
+        StarkError: an init box that is not 4 finite numbers with a positive width and height.
+    """
+
+    bgr = False
+    score = None
+    description = 'static (the frame-0 box on every frame)'
+
+    def __init__(self):
+        self._box = None
+
+    def initialize(self, image, box):
+        values = tuple(float(v) for v in box)
+        if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[2] <= 0 or values[3] <= 0:
+            raise StarkError('init box %r is not x, y, w, h with a positive size' % (tuple(box),))
+        self._box = values
+
+    def track(self, image):
+        return self._box
 
 
 class OpenCVTracker:
@@ -30,6 +59,7 @@ class OpenCVTracker:
     """
 
     bgr = True
+    score = None
 
     def __init__(self, kind):
         factory = getattr(cv2, {'csrt': 'TrackerCSRT_create', 'kcf': 'TrackerKCF_create'}[kind], None)
@@ -59,14 +89,18 @@ class OpenCVTracker:
 class StarkAdapter:
     """:class:`stark_ros.tracker.StarkTracker` built by ``StarkTracker.from_checkpoint`` (options passed through:
     the variant string is never interpreted here). Warmed up once, so the first sequence's speed is not skewed.
+    ``backend='auto'`` (the default) is resolved by :func:`stark_ros.backends.resolve_backend`; ``description`` (the
+    line the evaluation logs for the tracker) names the engine used.
 
     Raises (on construction):
         CheckpointError / ValueError: as ``StarkTracker.from_checkpoint``.
     """
 
     bgr = False
+    #: the last ``track`` call's confidence score, None without a score head (S50, Lightning, stage-1 weights)
+    score = None
 
-    def __init__(self, checkpoint=None, variant='auto', device='cpu', backend='torch', precision=None,
+    def __init__(self, checkpoint=None, variant='auto', device='cpu', backend='auto', precision=None,
                  update_interval=200, score_threshold=0.5, seed=0):
         from ..tracker import StarkTracker, TrackerParams
         params = TrackerParams(update_interval=update_interval, score_threshold=score_threshold)
@@ -75,16 +109,19 @@ class StarkAdapter:
         self.tracker.warm_up()
         info = self.tracker.info
         self.synthetic = self.tracker.synthetic_weights
-        self.description = 'STARK %s (%s, %s %s%s)' % (
-            info.get('variant'), 'SYNTHETIC weights' if self.synthetic else info['checkpoint'],
-            info.get('backend', backend),
+        self.backend = info.get('backend', backend)
+        self.description = 'STARK %s (%s, %s%s %s%s)' % (
+            info.get('variant'), 'SYNTHETIC weights' if self.synthetic else info['checkpoint'], self.backend,
+            ' [backend auto]' if info.get('requested_backend') == 'auto' else '',
             info.get('precision', precision or 'fp32'), ', ' + info['device'] if 'device' in info else '')
 
     def initialize(self, image, box):
         self.tracker.initialize(image, box)
 
     def track(self, image):
-        return self.tracker.track(image).box
+        result = self.tracker.track(image)
+        self.score = result.score
+        return result.box
 
 
 @dataclass(frozen=True)
@@ -99,6 +136,8 @@ class TrackerSpec:
         """Construct the adapter (loads the network for STARK)."""
         if self.kind == 'stark':
             return StarkAdapter(**dict(self.options))
+        if self.kind == 'static':
+            return StaticTracker()
         return OpenCVTracker(self.kind)
 
 
@@ -106,7 +145,7 @@ def parse_tracker_specs(text, stark_defaults=None):
     """Parse ``--trackers`` (comma-separated specs) into :class:`TrackerSpec`.
 
     Args:
-        text: e.g. ``'csrt,kcf,stark'`` or ``'csrt,lite=stark:variant=lightning,st50=stark:checkpoint=ST50.pth'``.
+        text: e.g. ``'static,csrt,kcf,stark'`` or ``'csrt,lite=stark:variant=lightning,st50=stark:checkpoint=ST50.pth'``.
         stark_defaults: options every ``stark`` spec starts from (the command line's ``--checkpoint`` etc.).
     Raises:
         ValueError: unknown kind or option, a malformed value, an option on an OpenCV tracker, a repeated label.

@@ -39,10 +39,13 @@ PARAMETERS = collections.OrderedDict([
     ('device', ('auto', dict(
         description='Torch device for inference; auto = cuda if available (and the backend can use it), else cpu.',
         additional_constraints='cpu, cuda, cuda:N or auto', read_only=True))),
-    ('backend', ('torch', dict(
-        description='Inference engine: torch (eager fp32, the reference), torch-fast (folded BN, channels-last), '
-                    'openvino (x86 CPUs) or onnxruntime. See stark_ros.backends.',
-        additional_constraints='one of: torch, torch-fast, openvino, onnxruntime', read_only=True))),
+    ('backend', ('auto', dict(
+        description='Inference engine: auto (the fastest exact fp32 engine installed for the device: openvino on an '
+                    'x86 CPU where the openvino package is installed, else torch; torch on CUDA; torch-fast for '
+                    'reduced precisions without openvino; logged at start), torch (eager fp32, the reference), '
+                    'torch-fast (folded BN, channels-last), openvino (x86 CPUs) or onnxruntime. See '
+                    'stark_ros.backends.resolve_backend.',
+        additional_constraints='one of: auto, torch, torch-fast, openvino, onnxruntime', read_only=True))),
     ('precision', ('fp32', dict(
         description='fp32 (reproduces the official tracker), bf16 (CPUs with avx512_bf16/AMX; boxes within about '
                     '1-2 px of fp32), fp16 (torch-fast on CUDA) or auto.',
@@ -60,9 +63,10 @@ PARAMETERS = collections.OrderedDict([
         description='Template crop side = sqrt(w*h) * template_factor. Applied at the next init_target.',
         floating_point_range=_float_range(0.5, 10.0)))),
     ('template_size', (128, dict(
-        description='Template patch side fed to the network, pixels (multiple of 16). Lightning and the openvino / '
-                    'onnxruntime backends take only the size they were built for (128); other values are refused. '
-                    'Applied at the next init_target.',
+        description='Template patch side fed to the network, pixels (multiple of 16). Lightning (128) and the '
+                    'openvino / onnxruntime backends (compiled for the start-up value; backend auto picks openvino '
+                    'on x86 CPUs) take only the size they were built for; other values are refused. Applied at the '
+                    'next init_target.',
         integer_range=_int_range(16, 1024, 16)))),
     ('search_factor', (5.0, dict(
         description='Search crop side = sqrt(w*h) * search_factor. Applied at the next init_target.',

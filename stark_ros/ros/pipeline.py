@@ -75,7 +75,9 @@ class PipelineRun:
         play_seconds: wall time of playing frames 1..N, seconds.
         detections: [(receipt time ns, vision_msgs/Detection2D)] in arrival order.
         frame_of_stamp: image stamp (ns) -> frame index.
-        node_stats: the tracker node's counters (:meth:`TrackerNode.stats`) at the end.
+        node_stats: the tracker node's counters (:meth:`TrackerNode.stats`) at the end; with an in-process node
+            also ``'timing'`` (:meth:`TrackerNode.timing`) and ``'engine'``: ``(variant, backend, precision)`` of
+            its tracker (the backend ``auto`` resolved to).
         synthetic: the node ran synthetic weights.
         init_message: the node's answer to ``~/init_target``.
         node_log: the node process's log (``node_process=True``; '' otherwise).
@@ -191,6 +193,8 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
             detections, stats = collector.snapshot(), tracker_node.stats()
             synthetic = tracker_node.tracker.synthetic_weights
             stats['timing'] = tracker_node.timing()
+            info = getattr(tracker_node.tracker, 'info', {})
+            stats['engine'] = (info.get('variant'), info.get('backend'), info.get('precision'))
         run = PipelineRun(played, play_seconds, detections, frame_of_stamp, stats, synthetic, response.message)
     finally:
         if executor is not None:

@@ -213,19 +213,30 @@ class TrackerNode(Node):
             self.get_logger().warning(
                 '*** checkpoint is "synthetic": using SYNTHETIC random weights (seed 0). The published boxes are '
                 'MEANINGLESS; leave checkpoint empty (the shipped model) or give a STARK .pth.tar file. ***')
-        backend = self.get_parameter('backend').value
+        from stark_ros.backends import resolve_backend
+        requested = self.get_parameter('backend').value
+        precision = self.get_parameter('precision').value
+        backend = resolve_backend(requested, device, precision)     # 'auto': the fastest exact engine installed
         threads = inference_threads(self.get_parameter('num_threads').value)
         torch.set_num_threads(threads)
         options = {'threads': threads} if backend in _ENGINE_THREAD_BACKENDS else {}
         started = time.monotonic()
         tracker = StarkTracker.from_checkpoint(checkpoint=checkpoint, variant=variant, device=device,
                                                params=self._tracker_params, backend=backend,
-                                               precision=self.get_parameter('precision').value, **options)
+                                               precision=precision, **options)
         loaded = time.monotonic() - started
         warm = tracker.warm_up()    # the first real frame then runs at full speed
-        self.get_logger().info('loaded STARK %s (%s) in %.1f s, warmed up in %.1f s, %d inference thread(s)%s'
-                               % (tracker.variant, tracker.info.get('checkpoint'), loaded, warm,
-                                  threads,
+        auto = requested.strip().lower() == 'auto'
+        # a template_size change the auto-chosen engine refuses, but torch would take (not Lightning's table)
+        self._backend_note = ''
+        if auto and backend in _ENGINE_THREAD_BACKENDS and tracker.variant != 'lightning':
+            self._backend_note = (" (backend 'auto' chose %s, whose graphs are compiled for the start-up size; set "
+                                  "backend to torch or torch-fast to change template_size while running)" % backend)
+        self.get_logger().info('loaded STARK %s (%s) on backend %s%s, %s, in %.1f s, warmed up in %.1f s, '
+                               '%d inference thread(s)%s'
+                               % (tracker.variant, tracker.info.get('checkpoint'), backend,
+                                  ' (auto)' if auto else '', tracker.info.get('precision', precision),
+                                  loaded, warm, threads,
                                   '' if tracker.has_score_head else
                                   '; no score head: detections carry score %.1f' % SCORE_WITHOUT_SCORE_HEAD))
         return tracker
@@ -235,6 +246,8 @@ class TrackerNode(Node):
         with self._cond:
             current = dict(self._param_values)
         reason = change_error({p.name: p.value for p in params}, current, self._tracker)
+        if reason and 'template_size' in reason and getattr(self, '_backend_note', ''):
+            reason += self._backend_note
         return SetParametersResult(successful=reason is None, reason=reason or '')
 
     def _apply_parameters(self, params):

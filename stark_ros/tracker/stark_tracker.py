@@ -69,20 +69,23 @@ class StarkTracker:
         (:data:`stark_ros.model.DEFAULT_CHECKPOINT`); ``checkpoint='synthetic'`` gives deterministic synthetic
         weights for tests (``synthetic_weights`` is then True): the pipeline runs, but the boxes are meaningless. ``backend`` / ``precision`` / ``backend_options`` choose an
         inference engine (:func:`stark_ros.backends.build_engine`); the default, eager torch fp32, is the
-        reference that reproduces the official tracker.
+        reference that reproduces the official tracker. ``backend='auto'`` takes the fastest exact engine
+        installed for the device (:func:`stark_ros.backends.resolve_backend`); ``info['backend']`` names the one used.
 
         Raises:
             CheckpointError: unreadable or mismatched checkpoint. ValueError: bad variant, device, backend or
             precision.
         """
-        if backend != 'torch' or precision not in (None, 'fp32') or backend_options:
-            from ..backends import load_engine
+        from ..backends import load_engine, resolve_backend
+        resolved = resolve_backend(backend, device, precision)
+        if resolved != 'torch' or precision not in (None, 'fp32') or backend_options:
             engine, info = load_engine(checkpoint, variant, device, backend, precision, params, seed,
                                        **backend_options)
             return cls(engine, params, info)
         from ..model import load_network
         network, info = load_network(checkpoint, variant, device, params.search_size, seed, params.template_size)
-        return cls(network, params, info)
+        return cls(network, params, dict(info, backend='torch', requested_backend=str(backend).strip().lower(),
+                                         precision='fp32'))
 
     def check_params(self, params):
         """Raise ValueError when the network cannot run ``params``: a search size it was not built for, or a template
