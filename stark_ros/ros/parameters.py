@@ -2,7 +2,7 @@
 pass before it is accepted.
 
 Read-only parameters (``checkpoint``, ``variant``, ``device``, ``backend``, ``precision``, ``search_size``,
-``num_threads``) take effect at start-up only. The tracker parameters (:data:`TRACKER_PARAMS` but ``search_size``)
+``num_threads``, ``image_transport``) take effect at start-up only. The tracker parameters (:data:`TRACKER_PARAMS` but ``search_size``)
 take effect at the next ``~/init_target``; ``class_id``, ``frame_buffer_size`` and ``frame_policy`` immediately.
 """
 import collections
@@ -77,6 +77,11 @@ PARAMETERS = collections.OrderedDict([
                     'least 1), leaving a core to the executor, DDS and the camera driver. More threads than free '
                     'cores make every parallel operation wait for descheduled threads. Read-only.',
         integer_range=_int_range(0, 256), read_only=True))),
+    ('image_transport', ('raw', dict(
+        description='Image input: raw = sensor_msgs/Image on image; compressed = sensor_msgs/CompressedImage (JPEG or '
+                    'PNG, as image_transport publishes) on <image>/compressed, decoded by the tracker thread. '
+                    'Read-only.',
+        additional_constraints='one of: raw, compressed', read_only=True))),
     ('frame_buffer_size', (30, dict(
         description='Number of recent images kept for init_target by stamp (memory: this many images).',
         integer_range=_int_range(1, 600)))),

@@ -7,7 +7,10 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
 
 * subscribes ``image`` (``sensor_msgs/msg/Image``, sensor-data QoS: best effort, keep last 1). Encodings:
   see :data:`stark_ros.ros.image_conversion.SUPPORTED_ENCODINGS`. Malformed images (``step`` too small,
-  truncated ``data``, unknown encoding, empty size) are logged (throttled) and skipped.
+  truncated ``data``, unknown encoding, empty size) are logged (throttled) and skipped. With parameter
+  ``image_transport`` = ``compressed`` it subscribes ``<image>/compressed`` (``sensor_msgs/msg/CompressedImage``,
+  JPEG or PNG) instead, decoded by the worker (:mod:`stark_ros.ros.image_input`); data that do not decode are
+  skipped and counted like malformed images.
 * publishes ``detection`` (``vision_msgs/msg/Detection2D``, reliable, depth 10), one per tracked frame
   while a target is set: ``header`` = the image's header (stamp and frame_id), ``bbox.center.position``
   = box centre and ``bbox.size_x/size_y`` = width/height, all in **pixels** of the image; ``id`` = the
@@ -58,7 +61,6 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
-from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from stark_ros_msgs.srv import InitTarget
 from vision_msgs.msg import Detection2D
@@ -68,7 +70,7 @@ from stark_ros.cpu import inference_threads
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
 from stark_ros.model.default_model import SYNTHETIC
 from stark_ros.ros import compat
-from stark_ros.ros.image_conversion import check_image_msg, image_msg_to_rgb
+from stark_ros.ros.image_input import image_input, input_topic
 from stark_ros.ros.messages import (bbox_to_xywh, box_outside_error, format_stamp_ns, init_box_error, make_detection,
                                     stamp_to_ns)
 from stark_ros.ros.parameters import TRACKER_PARAMS, change_error, declare_parameters, frame_policy_error, \
@@ -98,12 +100,13 @@ _ENGINE_THREAD_BACKENDS = ('openvino', 'onnxruntime')
 
 class _Frame:
     """One buffered image: arrival sequence number, stamp (ns), arrival time (ns on the node's ROS clock, and
-    monotonic seconds) and the message."""
+    monotonic seconds), the message and its size (pixels)."""
 
-    __slots__ = ('seq', 'stamp_ns', 'received_ns', 'arrived', 'msg')
+    __slots__ = ('seq', 'stamp_ns', 'received_ns', 'arrived', 'msg', 'width', 'height')
 
-    def __init__(self, seq, stamp_ns, msg, received_ns=0, arrived=0.0):
+    def __init__(self, seq, stamp_ns, msg, received_ns=0, arrived=0.0, size=(0, 0)):
         self.seq, self.stamp_ns, self.msg, self.received_ns, self.arrived = seq, stamp_ns, msg, received_ns, arrived
+        self.width, self.height = size
 
 
 class _InitJob:
@@ -149,6 +152,7 @@ class TrackerNode(Node):
             self._frame_policy = self.get_parameter('frame_policy').value
             if frame_policy_error(self._frame_policy):
                 raise ValueError(frame_policy_error(self._frame_policy))
+            self._input = image_input(self.get_parameter('image_transport').value)
             # tracker parameters in force for the next init (kept here: on Humble they are applied before rclpy
             # stores them, see stark_ros.ros.compat)
             self._param_values = {name: self.get_parameter(name).value for name in TRACKER_PARAMS}
@@ -188,8 +192,9 @@ class TrackerNode(Node):
                                reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability)
         self._detection_pub = self.create_publisher(Detection2D, 'detection', 10)
-        self._image_sub = compat.create_subscription_with_info(self, Image, 'image', self._on_image, image_qos,
-                                                               callback_group=self._image_group)
+        self._image_sub = compat.create_subscription_with_info(
+            self, self._input.message_class, input_topic(self, self._input.transport), self._on_image, image_qos,
+            callback_group=self._image_group)
         self._init_srv = self.create_service(InitTarget, '~/init_target', self._on_init_target,
                                              callback_group=self._service_group)
         self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset,
@@ -265,7 +270,8 @@ class TrackerNode(Node):
     def stats(self):
         """Frame counters since start, as a dict.
 
-        ``received`` valid images, ``rejected`` malformed images, ``lost`` images published but never
+        ``received`` valid images, ``rejected`` malformed images (with ``image_transport`` ``compressed`` also the
+        received ones whose data did not decode when the worker took them: these count in ``received`` too), ``lost`` images published but never
         delivered to the node (from gaps in the publishers' sequence numbers: the depth-1 sensor-data queue
         was overwritten before the executor took the image; counted where rclpy's MessageInfo names the
         publisher, i.e. Kilted: :data:`stark_ros.ros.compat.COUNTS_LOST`), ``processed`` frames tracked (a detection was
@@ -290,13 +296,9 @@ class TrackerNode(Node):
     def _on_image(self, msg, info):
         self._count_lost(info)
         try:
-            check_image_msg(msg)
+            size = self._input.size(msg)
         except InvalidImageError as err:
-            with self._cond:
-                self._counts['rejected'] += 1
-            self.get_logger().warning('skipping malformed image (stamp %s, frame_id %r): %s'
-                                      % (format_stamp_ns(stamp_to_ns(msg.header.stamp)), msg.header.frame_id,
-                                         err), throttle_duration_sec=5.0)
+            self._reject(msg, err)
             return
         arrived = time.monotonic()
         with self._cond:
@@ -304,11 +306,21 @@ class TrackerNode(Node):
                 interval = arrived - self._frames[-1].arrived
                 self._period = interval if self._period is None else 0.9 * self._period + 0.1 * interval
             self._frames.append(_Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg,
-                                       self.get_clock().now().nanoseconds, arrived))
+                                       self.get_clock().now().nanoseconds, arrived, size))
             self._next_seq += 1
             self._counts['received'] += 1
             if self._target_id is not None:
                 self._cond.notify_all()
+
+    def _reject(self, msg, err, frame=None):
+        """Count and log (throttled) a malformed image; ``frame``: its buffer entry, dropped from the buffer."""
+        with self._cond:
+            self._counts['rejected'] += 1
+            if frame is not None and frame in self._frames:
+                self._frames.remove(frame)
+        self.get_logger().warning('skipping malformed image (stamp %s, frame_id %r): %s'
+                                  % (format_stamp_ns(stamp_to_ns(msg.header.stamp)), msg.header.frame_id, err),
+                                  throttle_duration_sec=5.0)
 
     def _count_lost(self, info):
         """Count images a publisher sent that never reached this callback (gaps in its sequence numbers):
@@ -354,7 +366,7 @@ class TrackerNode(Node):
             except LookupError as err:
                 response.message = str(err)
                 return self._init_failed(response)
-        response.message = box_outside_error((x, y, w, h), frame.msg.width, frame.msg.height) or ''
+        response.message = box_outside_error((x, y, w, h), frame.width, frame.height) or ''
         if response.message:
             return self._init_failed(response)
 
@@ -494,7 +506,7 @@ class TrackerNode(Node):
             self._apply_tracker_params(self._tracker_params)
         frame = job.frame
         try:
-            rgb = image_msg_to_rgb(frame.msg)
+            rgb = self._input.to_rgb(frame.msg)
             self._tracker.initialize(rgb, job.box_xywh)
         except (InvalidBoxError, InvalidImageError) as err:
             job.message = 'tracker rejected the request: %s' % err
@@ -517,7 +529,7 @@ class TrackerNode(Node):
         x, y, w, h = job.box_xywh
         job.success = True
         job.message = ('tracking target %r from image stamp %s (%d x %d), box x %.1f y %.1f w %.1f h %.1f px%s'
-                       % (job.target_id, format_stamp_ns(frame.stamp_ns), frame.msg.width, frame.msg.height,
+                       % (job.target_id, format_stamp_ns(frame.stamp_ns), frame.width, frame.height,
                           x, y, w, h, '; %d newer image(s) buffered' % newer if newer else ''))
         job.finish()
 
@@ -529,7 +541,11 @@ class TrackerNode(Node):
         started = time.perf_counter()
         started_ns = self.get_clock().now().nanoseconds
         try:
-            rgb = image_msg_to_rgb(frame.msg)
+            rgb = self._input.to_rgb(frame.msg)
+        except InvalidImageError as err:   # compressed data that do not decode: as a malformed image
+            self._reject(frame.msg, err, frame)
+            return
+        try:
             track_started = time.perf_counter()
             result = self._tracker.track(rgb)
             track_ms = 1000.0 * (time.perf_counter() - track_started)
