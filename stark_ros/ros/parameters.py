@@ -57,7 +57,8 @@ PARAMETERS = collections.OrderedDict([
     ('class_id', ('object', dict(
         description='class_id written into every Detection2D hypothesis (STARK is class-agnostic).'))),
     ('template_factor', (2.0, dict(
-        description='Template crop side = sqrt(w*h) * template_factor. Applied at the next init_target.',
+        description='Template crop side = sqrt(w*h) * template_factor (memory bounded as for search_factor). '
+                    'Applied at the next init_target.',
         floating_point_range=_float_range(0.5, 10.0)))),
     ('template_size', (128, dict(
         description='Template patch side fed to the network, pixels (multiple of 16). Lightning and the openvino / '
@@ -65,7 +66,9 @@ PARAMETERS = collections.OrderedDict([
                     'Applied at the next init_target.',
         integer_range=_int_range(16, 1024, 16)))),
     ('search_factor', (5.0, dict(
-        description='Search crop side = sqrt(w*h) * search_factor. Applied at the next init_target.',
+        description='Search crop side = sqrt(w*h) * search_factor. Crops over 4096 px are sampled straight into '
+                    'the patch, so no value takes more than 48 MiB (stark_ros.tracker.crop.MAX_CROP_BYTES). Applied '
+                    'at the next init_target.',
         floating_point_range=_float_range(1.0, 20.0)))),
     ('search_size', (320, dict(
         description='Search patch side fed to the network, pixels (multiple of 16); the network is built for '
