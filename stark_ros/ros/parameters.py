@@ -3,7 +3,8 @@ pass before it is accepted.
 
 Read-only parameters (``checkpoint``, ``variant``, ``device``, ``backend``, ``precision``, ``search_size``,
 ``num_threads``, ``image_transport``) take effect at start-up only. The tracker parameters (:data:`TRACKER_PARAMS` but ``search_size``)
-take effect at the next ``~/init_target``; ``class_id``, ``frame_buffer_size`` and ``frame_policy`` immediately.
+take effect at the next ``~/init_target``; ``class_id``, ``frame_buffer_size``, ``frame_policy`` and the
+``diagnostics_*`` thresholds immediately.
 """
 import collections
 
@@ -95,7 +96,23 @@ PARAMETERS = collections.OrderedDict([
                     'newest: take the newest image at once (more detections per second when the camera is '
                     'faster than the tracker, each up to one camera period older).',
         additional_constraints='one of: fresh, newest'))),
+    ('diagnostics_min_processed_ratio', (0.5, dict(
+        description='/diagnostics WARN while tracking when the processed rate is below this fraction of the input '
+                    'rate (the tracker does not keep up; images are dropped). 0 disables.',
+        floating_point_range=_float_range(0.0, 1.0)))),
+    ('diagnostics_max_latency_ms', (500.0, dict(
+        description='/diagnostics WARN when the end-to-end latency p95 (image stamp -> detection published) of the '
+                    'last 5 s is above this, milliseconds. 0 disables.',
+        floating_point_range=_float_range(0.0, 60000.0)))),
+    ('diagnostics_stale_image_sec', (2.0, dict(
+        description='/diagnostics ERROR when a target is set and no image arrived for this many seconds.',
+        floating_point_range=_float_range(0.1, 3600.0)))),
 ])
+
+#: Parameters that make the diagnostics' :class:`stark_ros.ros.diagnostics.Thresholds`, by field name.
+DIAGNOSTICS_PARAMS = {'diagnostics_min_processed_ratio': 'min_processed_ratio',
+                      'diagnostics_max_latency_ms': 'max_latency_ms',
+                      'diagnostics_stale_image_sec': 'stale_image_sec'}
 
 
 def declare_parameters(node):

@@ -28,6 +28,11 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
   tracking replaces the target. After an init on an older buffered image the node tracks the newest
   image received after it next. Bad requests get ``success=false`` and a reason in ``message``.
 * service ``~/reset`` (``std_srvs/srv/Trigger``): drop the target; detections stop until the next init.
+* publishes ``~/debug_image`` (``sensor_msgs/msg/Image``, bgr8) and ``~/debug_image/compressed`` (JPEG): the
+  tracked image with box, id, score and search region drawn, the image's header; rendered only while someone
+  subscribes (:mod:`stark_ros.ros.debug_image`), after the detection is published.
+* publishes ``/diagnostics`` (``diagnostic_msgs/msg/DiagnosticArray``, absolute name as ROS diagnostics expect) once
+  a second: one status named after the node, levels and values in :mod:`stark_ros.ros.diagnostics`.
 
 Threads: the image callback (own callback group) only validates the message cheaply and stores it in a
 ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``initialize``/``track`` on the
@@ -49,6 +54,7 @@ Shutdown: :func:`main` lets rclpy's signal handler stop the executor and keeps a
 Ctrl-C under ``ros2 launch`` delivers two) from interrupting the clean-up.
 """
 import collections
+import dataclasses
 import sys
 import threading
 import time
@@ -61,6 +67,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
+from diagnostic_msgs.msg import DiagnosticArray
 from std_srvs.srv import Trigger
 from stark_ros_msgs.srv import InitTarget
 from vision_msgs.msg import Detection2D
@@ -69,13 +76,15 @@ from stark_ros.allocator import tune_allocator
 from stark_ros.cpu import inference_threads
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
 from stark_ros.model.default_model import SYNTHETIC
-from stark_ros.ros import compat
+from stark_ros.ros import compat, diagnostics
+from stark_ros.ros.debug_image import DebugImagePublisher, search_region
 from stark_ros.ros.image_input import image_input, input_topic
+from stark_ros.ros.jobs import Frame, InitJob
 from stark_ros.ros.messages import (bbox_to_xywh, box_outside_error, format_stamp_ns, init_box_error, make_detection,
                                     stamp_to_ns)
-from stark_ros.ros.parameters import TRACKER_PARAMS, change_error, declare_parameters, frame_policy_error, \
-    tracker_params
-from stark_ros.ros.timing import LatencyWindow, format_timing
+from stark_ros.ros.parameters import DIAGNOSTICS_PARAMS, TRACKER_PARAMS, change_error, declare_parameters, \
+    frame_policy_error, tracker_params
+from stark_ros.ros.timing import LatencyWindow, RateWindow, format_summary
 
 NODE_NAME = 'stark_tracker'
 
@@ -96,40 +105,6 @@ TIMING_WINDOW = 300
 
 #: Backends whose engine takes its own thread count (torch's is process-wide: ``torch.set_num_threads``).
 _ENGINE_THREAD_BACKENDS = ('openvino', 'onnxruntime')
-
-
-class _Frame:
-    """One buffered image: arrival sequence number, stamp (ns), arrival time (ns on the node's ROS clock, and
-    monotonic seconds), the message and its size (pixels)."""
-
-    __slots__ = ('seq', 'stamp_ns', 'received_ns', 'arrived', 'msg', 'width', 'height')
-
-    def __init__(self, seq, stamp_ns, msg, received_ns=0, arrived=0.0, size=(0, 0)):
-        self.seq, self.stamp_ns, self.msg, self.received_ns, self.arrived = seq, stamp_ns, msg, received_ns, arrived
-        self.width, self.height = size
-
-
-class _InitJob:
-    """An ``~/init_target`` request handed from the service callback to the worker."""
-
-    def __init__(self, frame, box_xywh, target_id, future=None):
-        self.frame, self.box_xywh, self.target_id = frame, box_xywh, target_id
-        self.done = threading.Event()
-        self.future = future            # rclpy Future the service coroutine awaits (None: only ``done``)
-        self.started = False
-        self.cancelled = False
-        self.success = False
-        self.message = ''
-
-    def finish(self, message=None):
-        """Mark the job done (any thread), optionally with ``message``; wakes the waiting service call."""
-        if message is not None:
-            self.message = message
-        if self.done.is_set():
-            return
-        self.done.set()
-        if self.future is not None and not self.future.done():
-            self.future.set_result(self.success)
 
 
 class TrackerNode(Node):
@@ -165,6 +140,8 @@ class TrackerNode(Node):
             self.destroy_node()
             raise
         self._class_id = self.get_parameter('class_id').value
+        self._diag_limits = diagnostics.Thresholds(**{field: self.get_parameter(name).value
+                                                      for name, field in DIAGNOSTICS_PARAMS.items()})
 
         # State shared by the callbacks and the worker, guarded by _cond's lock.
         self._cond = threading.Condition()
@@ -183,6 +160,9 @@ class TrackerNode(Node):
         self._timings = LatencyWindow(TIMING_WINDOW)   # per tracked frame, see timing()
         self._publisher_seq = {}        # publisher gid -> last publication sequence number seen
         self._last_summary = collections.Counter()
+        self._rates = RateWindow(diagnostics.WINDOW_SEC)   # counters over time, for /diagnostics
+        self._last_arrived = None       # monotonic time of the last image
+        self._last_result = None        # (box, score) of the last detection
 
         compat.add_parameter_callbacks(self, self._validate_parameters, self._apply_parameters)
 
@@ -200,6 +180,9 @@ class TrackerNode(Node):
         self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset,
                                               callback_group=self._service_group)
         self._stats_timer = self.create_timer(STATS_PERIOD_SEC, self._log_summary)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._debug = DebugImagePublisher(self)
+        self._diag_timer = self.create_timer(diagnostics.PERIOD_SEC, self._publish_diagnostics)
 
         self._worker = threading.Thread(target=self._worker_loop, name='stark_tracker_worker', daemon=True)
         self._worker.start()
@@ -255,6 +238,8 @@ class TrackerNode(Node):
                     self._frames = collections.deque(self._frames, maxlen=p.value)
                 elif p.name == 'frame_policy':
                     self._frame_policy = p.value
+                elif p.name in DIAGNOSTICS_PARAMS:
+                    self._diag_limits = dataclasses.replace(self._diag_limits, **{DIAGNOSTICS_PARAMS[p.name]: p.value})
 
     # ------------------------------------------------------------------ public read-only helpers
     @property
@@ -276,14 +261,15 @@ class TrackerNode(Node):
         was overwritten before the executor took the image; counted where rclpy's MessageInfo names the
         publisher, i.e. Kilted: :data:`stark_ros.ros.compat.COUNTS_LOST`), ``processed`` frames tracked (a detection was
         published), ``dropped`` frames received after the target's image that the worker skipped because a
-        newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``buffered``
+        newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``debug_renders``
+        debug images rendered (only while ``~/debug_image`` or its ``compressed`` topic has a subscriber), ``buffered``
         images in the buffer, ``tracking`` whether a target is set, ``pending`` images received after the
         last one the worker took (it will take only the newest of them), ``busy`` whether the worker is
         inside an initialise/track call right now.
         """
         with self._cond:
             out = dict(self._counts)
-            for key in ('received', 'rejected', 'lost', 'processed', 'dropped', 'errors', 'inits'):
+            for key in ('received', 'rejected', 'lost', 'processed', 'dropped', 'errors', 'inits', 'debug_renders'):
                 out.setdefault(key, 0)
             out['buffered'] = len(self._frames)
             out['tracking'] = self._target_id is not None
@@ -302,10 +288,11 @@ class TrackerNode(Node):
             return
         arrived = time.monotonic()
         with self._cond:
+            self._last_arrived = arrived
             if self._frames and 0.0 < arrived - self._frames[-1].arrived < 1.0:   # camera period, smoothed
                 interval = arrived - self._frames[-1].arrived
                 self._period = interval if self._period is None else 0.9 * self._period + 0.1 * interval
-            self._frames.append(_Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg,
+            self._frames.append(Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg,
                                        self.get_clock().now().nanoseconds, arrived, size))
             self._next_seq += 1
             self._counts['received'] += 1
@@ -373,7 +360,7 @@ class TrackerNode(Node):
         future = Future(executor=self.executor)
         # a done callback makes set_result (from the worker thread) schedule a task, which wakes the executor
         future.add_done_callback(lambda _future: None)
-        job = _InitJob(frame, (x, y, w, h), request.id or DEFAULT_TARGET_ID, future)
+        job = InitJob(frame, (x, y, w, h), request.id or DEFAULT_TARGET_ID, future)
         timeout = self.create_timer(INIT_TIMEOUT_SEC, lambda: self._init_timeout(job))
         with self._cond:
             if self._init_job is not None:  # cannot happen with one service group; be safe anyway
@@ -411,6 +398,7 @@ class TrackerNode(Node):
             had = self._target_id
             self._target_id = None
             self._generation += 1
+            self._last_result = None
         response.success = True
         response.message = 'target %r dropped' % had if had is not None else 'no target was set'
         self.get_logger().info(response.message)
@@ -439,13 +427,24 @@ class TrackerNode(Node):
         self.get_logger().info(self._summary('last %.0f s' % STATS_PERIOD_SEC, delta, stats['tracking']))
 
     def _summary(self, period, counts, tracking):
-        timing = self.timing()
-        return ('%s: %d images received, %d tracked, %d dropped (tracker busy), %d lost before delivery, '
-                '%d malformed, %d tracker errors%s%s'
-                % ((period,) + tuple(counts[k] for k in ('received', 'processed', 'dropped', 'lost', 'rejected',
-                                                         'errors'))
-                   + ('' if tracking else '; no target set',
-                      '; %s' % format_timing(timing) if timing else '')))
+        return format_summary(period, counts, tracking, self.timing())
+
+    def _publish_diagnostics(self):
+        """Timer (1 Hz): one ``DiagnosticArray`` on ``/diagnostics`` (:mod:`stark_ros.ros.diagnostics`)."""
+        stats = self.stats()
+        now = time.monotonic()
+        with self._cond:
+            self._rates.add(now, {k: stats[k] for k in ('received', 'processed', 'dropped', 'rejected', 'errors')})
+            rates, recent = self._rates.rates(), self._rates.deltas()
+            latency = self._timings.latency_percentile(95.0, last=recent['processed']) if recent['processed'] else None
+            since = None if self._last_arrived is None else now - self._last_arrived
+            box, score = self._last_result if self._last_result is not None else (None, None)
+            target_id, limits = self._target_id, self._diag_limits
+        snap = diagnostics.Snapshot(rates['received'], rates['processed'], latency, recent, stats, since, target_id,
+                                    score, box, diagnostics.describe_tracker(self._tracker))
+        name = '%s/%s' % (self.get_namespace().rstrip('/'), self.get_name())
+        self._diag_pub.publish(diagnostics.make_diagnostics(name, str(getattr(self._tracker, 'device', '')), snap,
+                                                            limits, self.get_clock().now().to_msg()))
 
     # ------------------------------------------------------------------ worker
     def _worker_loop(self):
@@ -522,6 +521,7 @@ class TrackerNode(Node):
         with self._cond:
             self._target_id = job.target_id
             self._last_seq = frame.seq
+            self._last_result = None
             self._generation += 1
             self._counts['inits'] += 1
             newer = self._frames[-1].seq - frame.seq if self._frames else 0
@@ -546,6 +546,7 @@ class TrackerNode(Node):
             self._reject(frame.msg, err, frame)
             return
         try:
+            previous = self._tracker.state     # the search region of this frame is centred on it
             track_started = time.perf_counter()
             result = self._tracker.track(rgb)
             track_ms = 1000.0 * (time.perf_counter() - track_started)
@@ -563,9 +564,15 @@ class TrackerNode(Node):
             if generation != self._generation:  # reset or re-init while this frame was being tracked
                 return
             self._counts['processed'] += 1
+            self._last_result = (result.box, result.score)
             self._detection_pub.publish(det)
             self._timings.append((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
                                  1000.0 * (time.perf_counter() - started), track_ms)
+        if self._debug.wanted():        # after the detection: never part of its latency
+            self._debug.publish(frame.msg.header, rgb, result.box, target_id, result.score,
+                                search_region(previous, self._tracker_params.search_factor))
+            with self._cond:
+                self._counts['debug_renders'] += 1
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self):
