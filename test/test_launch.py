@@ -25,7 +25,7 @@ import yaml  # noqa: E402
 LAUNCH_FILE = os.path.join(REPO_ROOT, 'launch', 'tracker.launch.py')
 CONFIG_FILE = os.path.join(REPO_ROOT, 'config', 'tracker.yaml')
 ROS_BUILTIN_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
-READ_ONLY = {'checkpoint', 'variant', 'device', 'search_size', 'num_threads', 'backend', 'precision'}
+READ_ONLY = {'checkpoint', 'variant', 'device', 'search_size', 'num_threads', 'backend', 'precision', 'image_transport'}
 
 
 def _calls(tree, name):

@@ -36,9 +36,9 @@ HUMBLE_RCLPY = {
     'Node.declare_parameter': 'Dashing', 'Node.get_parameter': 'Dashing', 'Node.add_on_set_parameters_callback':
     'Foxy', 'Node.create_publisher': 'Dashing', 'Node.create_subscription': 'Dashing', 'Node.create_service':
     'Dashing', 'Node.create_client': 'Dashing', 'Node.create_timer': 'Dashing', 'Node.destroy_timer': 'Dashing',
-    'Node.destroy_node': 'Dashing', 'Node.get_clock': 'Dashing', 'Node.get_logger': 'Dashing', 'Node.executor':
+    'Node.destroy_node': 'Dashing', 'Node.get_clock': 'Dashing', 'Node.get_name': 'Dashing', 'Node.get_namespace': 'Dashing', 'Node.get_logger': 'Dashing', 'Node.executor':
     'Dashing', 'Publisher.publish': 'Dashing', 'Publisher.topic_name': 'Galactic',
-    'Publisher.get_subscription_count': 'Foxy', 'Subscription.topic_name': 'Galactic',
+    'Publisher.get_subscription_count': 'Foxy', 'Node.resolve_topic_name': 'Galactic', 'Subscription.topic_name': 'Galactic',
     'Subscription.get_publisher_count': 'Humble', 'Service.srv_name': 'Dashing', 'Client.call': 'Dashing',
     'Client.wait_for_service': 'Dashing', 'Executor.add_node': 'Dashing', 'Executor.remove_node': 'Dashing',
     'Executor.spin': 'Dashing', 'Executor.shutdown': 'Dashing', 'Future.add_done_callback': 'Dashing',

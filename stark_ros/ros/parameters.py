@@ -2,8 +2,9 @@
 pass before it is accepted.
 
 Read-only parameters (``checkpoint``, ``variant``, ``device``, ``backend``, ``precision``, ``search_size``,
-``num_threads``) take effect at start-up only. The tracker parameters (:data:`TRACKER_PARAMS` but ``search_size``)
-take effect at the next ``~/init_target``; ``class_id``, ``frame_buffer_size`` and ``frame_policy`` immediately.
+``num_threads``, ``image_transport``) take effect at start-up only. The tracker parameters (:data:`TRACKER_PARAMS` but ``search_size``)
+take effect at the next ``~/init_target``; ``class_id``, ``frame_buffer_size``, ``frame_policy`` and the
+``diagnostics_*`` thresholds immediately.
 """
 import collections
 
@@ -60,7 +61,8 @@ PARAMETERS = collections.OrderedDict([
     ('class_id', ('object', dict(
         description='class_id written into every Detection2D hypothesis (STARK is class-agnostic).'))),
     ('template_factor', (2.0, dict(
-        description='Template crop side = sqrt(w*h) * template_factor. Applied at the next init_target.',
+        description='Template crop side = sqrt(w*h) * template_factor (memory bounded as for search_factor). '
+                    'Applied at the next init_target.',
         floating_point_range=_float_range(0.5, 10.0)))),
     ('template_size', (128, dict(
         description='Template patch side fed to the network, pixels (multiple of 16). Lightning (128) and the '
@@ -69,7 +71,9 @@ PARAMETERS = collections.OrderedDict([
                     'next init_target.',
         integer_range=_int_range(16, 1024, 16)))),
     ('search_factor', (5.0, dict(
-        description='Search crop side = sqrt(w*h) * search_factor. Applied at the next init_target.',
+        description='Search crop side = sqrt(w*h) * search_factor. Crops over 4096 px are sampled straight into '
+                    'the patch, so no value takes more than 48 MiB (stark_ros.tracker.crop.MAX_CROP_BYTES). Applied '
+                    'at the next init_target.',
         floating_point_range=_float_range(1.0, 20.0)))),
     ('search_size', (320, dict(
         description='Search patch side fed to the network, pixels (multiple of 16); the network is built for '
@@ -81,6 +85,11 @@ PARAMETERS = collections.OrderedDict([
                     'least 1), leaving a core to the executor, DDS and the camera driver. More threads than free '
                     'cores make every parallel operation wait for descheduled threads. Read-only.',
         integer_range=_int_range(0, 256), read_only=True))),
+    ('image_transport', ('raw', dict(
+        description='Image input: raw = sensor_msgs/Image on image; compressed = sensor_msgs/CompressedImage (JPEG or '
+                    'PNG, as image_transport publishes) on <image>/compressed, decoded by the tracker thread. '
+                    'Read-only.',
+        additional_constraints='one of: raw, compressed', read_only=True))),
     ('frame_buffer_size', (30, dict(
         description='Number of recent images kept for init_target by stamp (memory: this many images).',
         integer_range=_int_range(1, 600)))),
@@ -91,7 +100,23 @@ PARAMETERS = collections.OrderedDict([
                     'newest: take the newest image at once (more detections per second when the camera is '
                     'faster than the tracker, each up to one camera period older).',
         additional_constraints='one of: fresh, newest'))),
+    ('diagnostics_min_processed_ratio', (0.5, dict(
+        description='/diagnostics WARN while tracking when the processed rate is below this fraction of the input '
+                    'rate (the tracker does not keep up; images are dropped). 0 disables.',
+        floating_point_range=_float_range(0.0, 1.0)))),
+    ('diagnostics_max_latency_ms', (500.0, dict(
+        description='/diagnostics WARN when the end-to-end latency p95 (image stamp -> detection published) of the '
+                    'last 5 s is above this, milliseconds. 0 disables.',
+        floating_point_range=_float_range(0.0, 60000.0)))),
+    ('diagnostics_stale_image_sec', (2.0, dict(
+        description='/diagnostics ERROR when a target is set and no image arrived for this many seconds.',
+        floating_point_range=_float_range(0.1, 3600.0)))),
 ])
+
+#: Parameters that make the diagnostics' :class:`stark_ros.ros.diagnostics.Thresholds`, by field name.
+DIAGNOSTICS_PARAMS = {'diagnostics_min_processed_ratio': 'min_processed_ratio',
+                      'diagnostics_max_latency_ms': 'max_latency_ms',
+                      'diagnostics_stale_image_sec': 'stale_image_sec'}
 
 
 def declare_parameters(node):

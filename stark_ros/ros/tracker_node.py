@@ -7,7 +7,10 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
 
 * subscribes ``image`` (``sensor_msgs/msg/Image``, sensor-data QoS: best effort, keep last 1). Encodings:
   see :data:`stark_ros.ros.image_conversion.SUPPORTED_ENCODINGS`. Malformed images (``step`` too small,
-  truncated ``data``, unknown encoding, empty size) are logged (throttled) and skipped.
+  truncated ``data``, unknown encoding, empty size) are logged (throttled) and skipped. With parameter
+  ``image_transport`` = ``compressed`` it subscribes ``<image>/compressed`` (``sensor_msgs/msg/CompressedImage``,
+  JPEG or PNG) instead, decoded by the worker (:mod:`stark_ros.ros.image_input`); data that do not decode are
+  skipped and counted like malformed images.
 * publishes ``detection`` (``vision_msgs/msg/Detection2D``, reliable, depth 10), one per tracked frame
   while a target is set: ``header`` = the image's header (stamp and frame_id), ``bbox.center.position``
   = box centre and ``bbox.size_x/size_y`` = width/height, all in **pixels** of the image; ``id`` = the
@@ -25,6 +28,11 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
   tracking replaces the target. After an init on an older buffered image the node tracks the newest
   image received after it next. Bad requests get ``success=false`` and a reason in ``message``.
 * service ``~/reset`` (``std_srvs/srv/Trigger``): drop the target; detections stop until the next init.
+* publishes ``~/debug_image`` (``sensor_msgs/msg/Image``, bgr8) and ``~/debug_image/compressed`` (JPEG): the
+  tracked image with box, id, score and search region drawn, the image's header; rendered only while someone
+  subscribes (:mod:`stark_ros.ros.debug_image`), after the detection is published.
+* publishes ``/diagnostics`` (``diagnostic_msgs/msg/DiagnosticArray``, absolute name as ROS diagnostics expect) once
+  a second: one status named after the node, levels and values in :mod:`stark_ros.ros.diagnostics`.
 
 Threads: the image callback (own callback group) only validates the message cheaply and stores it in a
 ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``initialize``/``track`` on the
@@ -46,6 +54,7 @@ Shutdown: :func:`main` lets rclpy's signal handler stop the executor and keeps a
 Ctrl-C under ``ros2 launch`` delivers two) from interrupting the clean-up.
 """
 import collections
+import dataclasses
 import sys
 import threading
 import time
@@ -58,7 +67,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
-from sensor_msgs.msg import Image
+from diagnostic_msgs.msg import DiagnosticArray
 from std_srvs.srv import Trigger
 from stark_ros_msgs.srv import InitTarget
 from vision_msgs.msg import Detection2D
@@ -67,13 +76,15 @@ from stark_ros.allocator import tune_allocator
 from stark_ros.cpu import inference_threads
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
 from stark_ros.model.default_model import SYNTHETIC
-from stark_ros.ros import compat
-from stark_ros.ros.image_conversion import check_image_msg, image_msg_to_rgb
+from stark_ros.ros import compat, diagnostics
+from stark_ros.ros.debug_image import DebugImagePublisher, search_region
+from stark_ros.ros.image_input import image_input, input_topic
+from stark_ros.ros.jobs import Frame, InitJob
 from stark_ros.ros.messages import (bbox_to_xywh, box_outside_error, format_stamp_ns, init_box_error, make_detection,
                                     stamp_to_ns)
-from stark_ros.ros.parameters import TRACKER_PARAMS, change_error, declare_parameters, frame_policy_error, \
-    tracker_params
-from stark_ros.ros.timing import LatencyWindow, format_timing
+from stark_ros.ros.parameters import DIAGNOSTICS_PARAMS, TRACKER_PARAMS, change_error, declare_parameters, \
+    frame_policy_error, tracker_params
+from stark_ros.ros.timing import LatencyWindow, RateWindow, format_summary
 
 NODE_NAME = 'stark_tracker'
 
@@ -96,39 +107,6 @@ TIMING_WINDOW = 300
 _ENGINE_THREAD_BACKENDS = ('openvino', 'onnxruntime')
 
 
-class _Frame:
-    """One buffered image: arrival sequence number, stamp (ns), arrival time (ns on the node's ROS clock, and
-    monotonic seconds) and the message."""
-
-    __slots__ = ('seq', 'stamp_ns', 'received_ns', 'arrived', 'msg')
-
-    def __init__(self, seq, stamp_ns, msg, received_ns=0, arrived=0.0):
-        self.seq, self.stamp_ns, self.msg, self.received_ns, self.arrived = seq, stamp_ns, msg, received_ns, arrived
-
-
-class _InitJob:
-    """An ``~/init_target`` request handed from the service callback to the worker."""
-
-    def __init__(self, frame, box_xywh, target_id, future=None):
-        self.frame, self.box_xywh, self.target_id = frame, box_xywh, target_id
-        self.done = threading.Event()
-        self.future = future            # rclpy Future the service coroutine awaits (None: only ``done``)
-        self.started = False
-        self.cancelled = False
-        self.success = False
-        self.message = ''
-
-    def finish(self, message=None):
-        """Mark the job done (any thread), optionally with ``message``; wakes the waiting service call."""
-        if message is not None:
-            self.message = message
-        if self.done.is_set():
-            return
-        self.done.set()
-        if self.future is not None and not self.future.done():
-            self.future.set_result(self.success)
-
-
 class TrackerNode(Node):
     """The ``stark_tracker`` node (see the module docstring for topics, services and parameters).
 
@@ -149,6 +127,7 @@ class TrackerNode(Node):
             self._frame_policy = self.get_parameter('frame_policy').value
             if frame_policy_error(self._frame_policy):
                 raise ValueError(frame_policy_error(self._frame_policy))
+            self._input = image_input(self.get_parameter('image_transport').value)
             # tracker parameters in force for the next init (kept here: on Humble they are applied before rclpy
             # stores them, see stark_ros.ros.compat)
             self._param_values = {name: self.get_parameter(name).value for name in TRACKER_PARAMS}
@@ -161,6 +140,8 @@ class TrackerNode(Node):
             self.destroy_node()
             raise
         self._class_id = self.get_parameter('class_id').value
+        self._diag_limits = diagnostics.Thresholds(**{field: self.get_parameter(name).value
+                                                      for name, field in DIAGNOSTICS_PARAMS.items()})
 
         # State shared by the callbacks and the worker, guarded by _cond's lock.
         self._cond = threading.Condition()
@@ -179,6 +160,9 @@ class TrackerNode(Node):
         self._timings = LatencyWindow(TIMING_WINDOW)   # per tracked frame, see timing()
         self._publisher_seq = {}        # publisher gid -> last publication sequence number seen
         self._last_summary = collections.Counter()
+        self._rates = RateWindow(diagnostics.WINDOW_SEC)   # counters over time, for /diagnostics
+        self._last_arrived = None       # monotonic time of the last image
+        self._last_result = None        # (box, score) of the last detection
 
         compat.add_parameter_callbacks(self, self._validate_parameters, self._apply_parameters)
 
@@ -188,13 +172,17 @@ class TrackerNode(Node):
                                reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability)
         self._detection_pub = self.create_publisher(Detection2D, 'detection', 10)
-        self._image_sub = compat.create_subscription_with_info(self, Image, 'image', self._on_image, image_qos,
-                                                               callback_group=self._image_group)
+        self._image_sub = compat.create_subscription_with_info(
+            self, self._input.message_class, input_topic(self, self._input.transport), self._on_image, image_qos,
+            callback_group=self._image_group)
         self._init_srv = self.create_service(InitTarget, '~/init_target', self._on_init_target,
                                              callback_group=self._service_group)
         self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset,
                                               callback_group=self._service_group)
         self._stats_timer = self.create_timer(STATS_PERIOD_SEC, self._log_summary)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._debug = DebugImagePublisher(self)
+        self._diag_timer = self.create_timer(diagnostics.PERIOD_SEC, self._publish_diagnostics)
 
         self._worker = threading.Thread(target=self._worker_loop, name='stark_tracker_worker', daemon=True)
         self._worker.start()
@@ -263,6 +251,8 @@ class TrackerNode(Node):
                     self._frames = collections.deque(self._frames, maxlen=p.value)
                 elif p.name == 'frame_policy':
                     self._frame_policy = p.value
+                elif p.name in DIAGNOSTICS_PARAMS:
+                    self._diag_limits = dataclasses.replace(self._diag_limits, **{DIAGNOSTICS_PARAMS[p.name]: p.value})
 
     # ------------------------------------------------------------------ public read-only helpers
     @property
@@ -278,19 +268,21 @@ class TrackerNode(Node):
     def stats(self):
         """Frame counters since start, as a dict.
 
-        ``received`` valid images, ``rejected`` malformed images, ``lost`` images published but never
+        ``received`` valid images, ``rejected`` malformed images (with ``image_transport`` ``compressed`` also the
+        received ones whose data did not decode when the worker took them: these count in ``received`` too), ``lost`` images published but never
         delivered to the node (from gaps in the publishers' sequence numbers: the depth-1 sensor-data queue
         was overwritten before the executor took the image; counted where rclpy's MessageInfo names the
         publisher, i.e. Kilted: :data:`stark_ros.ros.compat.COUNTS_LOST`), ``processed`` frames tracked (a detection was
         published), ``dropped`` frames received after the target's image that the worker skipped because a
-        newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``buffered``
+        newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``debug_renders``
+        debug images rendered (only while ``~/debug_image`` or its ``compressed`` topic has a subscriber), ``buffered``
         images in the buffer, ``tracking`` whether a target is set, ``pending`` images received after the
         last one the worker took (it will take only the newest of them), ``busy`` whether the worker is
         inside an initialise/track call right now.
         """
         with self._cond:
             out = dict(self._counts)
-            for key in ('received', 'rejected', 'lost', 'processed', 'dropped', 'errors', 'inits'):
+            for key in ('received', 'rejected', 'lost', 'processed', 'dropped', 'errors', 'inits', 'debug_renders'):
                 out.setdefault(key, 0)
             out['buffered'] = len(self._frames)
             out['tracking'] = self._target_id is not None
@@ -303,25 +295,32 @@ class TrackerNode(Node):
     def _on_image(self, msg, info):
         self._count_lost(info)
         try:
-            check_image_msg(msg)
+            size = self._input.size(msg)
         except InvalidImageError as err:
-            with self._cond:
-                self._counts['rejected'] += 1
-            self.get_logger().warning('skipping malformed image (stamp %s, frame_id %r): %s'
-                                      % (format_stamp_ns(stamp_to_ns(msg.header.stamp)), msg.header.frame_id,
-                                         err), throttle_duration_sec=5.0)
+            self._reject(msg, err)
             return
         arrived = time.monotonic()
         with self._cond:
+            self._last_arrived = arrived
             if self._frames and 0.0 < arrived - self._frames[-1].arrived < 1.0:   # camera period, smoothed
                 interval = arrived - self._frames[-1].arrived
                 self._period = interval if self._period is None else 0.9 * self._period + 0.1 * interval
-            self._frames.append(_Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg,
-                                       self.get_clock().now().nanoseconds, arrived))
+            self._frames.append(Frame(self._next_seq, stamp_to_ns(msg.header.stamp), msg,
+                                       self.get_clock().now().nanoseconds, arrived, size))
             self._next_seq += 1
             self._counts['received'] += 1
             if self._target_id is not None:
                 self._cond.notify_all()
+
+    def _reject(self, msg, err, frame=None):
+        """Count and log (throttled) a malformed image; ``frame``: its buffer entry, dropped from the buffer."""
+        with self._cond:
+            self._counts['rejected'] += 1
+            if frame is not None and frame in self._frames:
+                self._frames.remove(frame)
+        self.get_logger().warning('skipping malformed image (stamp %s, frame_id %r): %s'
+                                  % (format_stamp_ns(stamp_to_ns(msg.header.stamp)), msg.header.frame_id, err),
+                                  throttle_duration_sec=5.0)
 
     def _count_lost(self, info):
         """Count images a publisher sent that never reached this callback (gaps in its sequence numbers):
@@ -367,14 +366,14 @@ class TrackerNode(Node):
             except LookupError as err:
                 response.message = str(err)
                 return self._init_failed(response)
-        response.message = box_outside_error((x, y, w, h), frame.msg.width, frame.msg.height) or ''
+        response.message = box_outside_error((x, y, w, h), frame.width, frame.height) or ''
         if response.message:
             return self._init_failed(response)
 
         future = Future(executor=self.executor)
         # a done callback makes set_result (from the worker thread) schedule a task, which wakes the executor
         future.add_done_callback(lambda _future: None)
-        job = _InitJob(frame, (x, y, w, h), request.id or DEFAULT_TARGET_ID, future)
+        job = InitJob(frame, (x, y, w, h), request.id or DEFAULT_TARGET_ID, future)
         timeout = self.create_timer(INIT_TIMEOUT_SEC, lambda: self._init_timeout(job))
         with self._cond:
             if self._init_job is not None:  # cannot happen with one service group; be safe anyway
@@ -412,6 +411,7 @@ class TrackerNode(Node):
             had = self._target_id
             self._target_id = None
             self._generation += 1
+            self._last_result = None
         response.success = True
         response.message = 'target %r dropped' % had if had is not None else 'no target was set'
         self.get_logger().info(response.message)
@@ -440,13 +440,24 @@ class TrackerNode(Node):
         self.get_logger().info(self._summary('last %.0f s' % STATS_PERIOD_SEC, delta, stats['tracking']))
 
     def _summary(self, period, counts, tracking):
-        timing = self.timing()
-        return ('%s: %d images received, %d tracked, %d dropped (tracker busy), %d lost before delivery, '
-                '%d malformed, %d tracker errors%s%s'
-                % ((period,) + tuple(counts[k] for k in ('received', 'processed', 'dropped', 'lost', 'rejected',
-                                                         'errors'))
-                   + ('' if tracking else '; no target set',
-                      '; %s' % format_timing(timing) if timing else '')))
+        return format_summary(period, counts, tracking, self.timing())
+
+    def _publish_diagnostics(self):
+        """Timer (1 Hz): one ``DiagnosticArray`` on ``/diagnostics`` (:mod:`stark_ros.ros.diagnostics`)."""
+        stats = self.stats()
+        now = time.monotonic()
+        with self._cond:
+            self._rates.add(now, {k: stats[k] for k in ('received', 'processed', 'dropped', 'rejected', 'errors')})
+            rates, recent = self._rates.rates(), self._rates.deltas()
+            latency = self._timings.latency_percentile(95.0, last=recent['processed']) if recent['processed'] else None
+            since = None if self._last_arrived is None else now - self._last_arrived
+            box, score = self._last_result if self._last_result is not None else (None, None)
+            target_id, limits = self._target_id, self._diag_limits
+        snap = diagnostics.Snapshot(rates['received'], rates['processed'], latency, recent, stats, since, target_id,
+                                    score, box, diagnostics.describe_tracker(self._tracker))
+        name = '%s/%s' % (self.get_namespace().rstrip('/'), self.get_name())
+        self._diag_pub.publish(diagnostics.make_diagnostics(name, str(getattr(self._tracker, 'device', '')), snap,
+                                                            limits, self.get_clock().now().to_msg()))
 
     # ------------------------------------------------------------------ worker
     def _worker_loop(self):
@@ -507,7 +518,7 @@ class TrackerNode(Node):
             self._apply_tracker_params(self._tracker_params)
         frame = job.frame
         try:
-            rgb = image_msg_to_rgb(frame.msg)
+            rgb = self._input.to_rgb(frame.msg)
             self._tracker.initialize(rgb, job.box_xywh)
         except (InvalidBoxError, InvalidImageError) as err:
             job.message = 'tracker rejected the request: %s' % err
@@ -523,6 +534,7 @@ class TrackerNode(Node):
         with self._cond:
             self._target_id = job.target_id
             self._last_seq = frame.seq
+            self._last_result = None
             self._generation += 1
             self._counts['inits'] += 1
             newer = self._frames[-1].seq - frame.seq if self._frames else 0
@@ -530,7 +542,7 @@ class TrackerNode(Node):
         x, y, w, h = job.box_xywh
         job.success = True
         job.message = ('tracking target %r from image stamp %s (%d x %d), box x %.1f y %.1f w %.1f h %.1f px%s'
-                       % (job.target_id, format_stamp_ns(frame.stamp_ns), frame.msg.width, frame.msg.height,
+                       % (job.target_id, format_stamp_ns(frame.stamp_ns), frame.width, frame.height,
                           x, y, w, h, '; %d newer image(s) buffered' % newer if newer else ''))
         job.finish()
 
@@ -542,7 +554,12 @@ class TrackerNode(Node):
         started = time.perf_counter()
         started_ns = self.get_clock().now().nanoseconds
         try:
-            rgb = image_msg_to_rgb(frame.msg)
+            rgb = self._input.to_rgb(frame.msg)
+        except InvalidImageError as err:   # compressed data that do not decode: as a malformed image
+            self._reject(frame.msg, err, frame)
+            return
+        try:
+            previous = self._tracker.state     # the search region of this frame is centred on it
             track_started = time.perf_counter()
             result = self._tracker.track(rgb)
             track_ms = 1000.0 * (time.perf_counter() - track_started)
@@ -560,9 +577,15 @@ class TrackerNode(Node):
             if generation != self._generation:  # reset or re-init while this frame was being tracked
                 return
             self._counts['processed'] += 1
+            self._last_result = (result.box, result.score)
             self._detection_pub.publish(det)
             self._timings.append((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
                                  1000.0 * (time.perf_counter() - started), track_ms)
+        if self._debug.wanted():        # after the detection: never part of its latency
+            self._debug.publish(frame.msg.header, rgb, result.box, target_id, result.score,
+                                search_region(previous, self._tracker_params.search_factor))
+            with self._cond:
+                self._counts['debug_renders'] += 1
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self):

@@ -19,6 +19,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Minimum box side kept by :func:`clip_box`, pixels.
 CLIP_MARGIN = 10
+#: Largest crop side, image pixels, that :func:`sample_target` pads and resizes as the official code does (the padded
+#: crop is an array of ``crop_sz**2 * 3`` bytes: at most 48 MiB). Larger crops (a big target times a big search area
+#: factor: search_factor 20 around a 640 x 480 image-sized box asks for an 11086-pixel square, 369 MB; a 4K image,
+#: 10 GB) are sampled straight into the output patch instead, so no factor and no box make the crop take more than
+#: :data:`MAX_CROP_BYTES`.
+MAX_PADDED_CROP_SIDE = 4096
+#: Bound on the arrays :func:`sample_target` allocates besides the output patch, bytes (48 MiB).
+MAX_CROP_BYTES = MAX_PADDED_CROP_SIDE ** 2 * 3
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,15 @@ def crop_overlaps_image(image_shape, box, factor):
 def sample_target(image, box, factor, size):
     """Square crop of side ``ceil(sqrt(w*h)*factor)`` centred on ``box``, zero-padded, resized to ``size``.
 
-    Reproduces the official arithmetic bit-exactly (STARK_FACTS.md 9.2): half-to-even rounding of the corner,
-    the '+1' right/bottom padding quirk, black constant padding, ``cv2.resize`` INTER_LINEAR of the uint8 patch
-    and of a float64 padding mask, which is then cast to bool (any mixed-in padding counts as padded).
+    Up to :data:`MAX_PADDED_CROP_SIDE` it reproduces the official arithmetic bit-exactly (STARK_FACTS.md 9.2):
+    half-to-even rounding of the corner, the '+1' right/bottom padding quirk, black constant padding, ``cv2.resize``
+    INTER_LINEAR of the uint8 patch and of a float64 padding mask, which is then cast to bool (any mixed-in padding
+    counts as padded). Larger crops are sampled straight from the image into the ``size x size`` patch
+    (:func:`_sample_direct`): the same square, the same bilinear sample points and black outside the image, without
+    building the padded crop, so memory stays under :data:`MAX_CROP_BYTES` plus the patch whatever the factor and
+    box; pixel values then differ from the official ones by OpenCV's fixed-point rounding (a grey level or two).
+    ``crop_sz`` and ``resize_factor`` are the true ones in both cases, so boxes map back exactly
+    (:func:`map_box_back`).
 
     Args:
         image: (H, W, 3) uint8 RGB.
@@ -85,15 +99,70 @@ def sample_target(image, box, factor, size):
         InvalidBoxError: empty box, or a crop that takes no image pixel.
     """
     x1, y1, crop_sz = crop_window(box, factor)
-    left, top, right, bottom = _padding(image.shape, x1, y1, crop_sz)
+    padding = left, top, right, bottom = _padding(image.shape, x1, y1, crop_sz)
     x2, y2 = x1 + crop_sz, y1 + crop_sz
     if not (x1 + left < x2 - right and y1 + top < y2 - bottom):
         raise InvalidBoxError('the %dx%d crop around box %r lies outside the %dx%d image'
                               % (crop_sz, crop_sz, tuple(box), image.shape[1], image.shape[0]))
-    inside = image[y1 + top:y2 - bottom, x1 + left:x2 - right]
+    inside = image[y1 + top:y2 - bottom, x1 + left:x2 - right]   # a view
+    if crop_sz > MAX_PADDED_CROP_SIDE:
+        return Crop(_sample_direct(inside, crop_sz, left, top, size), _direct_padding_mask(crop_sz, padding, size),
+                    size / crop_sz, crop_sz)
     padded = cv2.copyMakeBorder(inside, top, bottom, left, right, cv2.BORDER_CONSTANT)
     patch = cv2.resize(padded, (size, size))
-    return Crop(patch, padding_mask(crop_sz, (left, top, right, bottom), size), size / crop_sz, crop_sz)
+    return Crop(patch, padding_mask(crop_sz, padding, size), size / crop_sz, crop_sz)
+
+
+def _sample_points(crop_sz, size):
+    """Where ``cv2.resize`` INTER_LINEAR samples a ``crop_sz`` axis for ``size`` outputs: crop coordinate
+    ``(i + 0.5) * crop_sz / size - 0.5`` of output pixel ``i``, float64."""
+    return (np.arange(size, dtype=np.float64) + 0.5) * (crop_sz / size) - 0.5
+
+
+def _sample_direct(inside, crop_sz, left, top, size):
+    """The ``size x size`` patch of a ``crop_sz`` square crop whose image part ``inside`` starts at crop pixel
+    ``(left, top)``, black elsewhere, sampled bilinearly at ``cv2.resize``'s points without the padded crop.
+
+    ``cv2.warpAffine`` (INTER_LINEAR, black constant border) computes only the output rows and columns whose
+    sample points fall within one pixel of ``inside`` (the others see padding only and stay 0), so the source
+    coordinates it handles stay within the image (OpenCV's fixed-point maps cannot hold millions of pixels).
+    Memory: the output patch plus that sub-rectangle.
+    """
+    height, width = inside.shape[:2]
+    patch = np.zeros((size, size, 3), dtype=np.uint8)
+    xs = _sample_points(crop_sz, size) - left      # sample points in ``inside`` coordinates
+    ys = _sample_points(crop_sz, size) - top
+    cols = np.flatnonzero((xs > -1.0) & (xs < width))
+    rows = np.flatnonzero((ys > -1.0) & (ys < height))
+    if not cols.size or not rows.size:
+        return patch
+    scale = crop_sz / size
+    matrix = np.array([[scale, 0.0, xs[cols[0]]], [0.0, scale, ys[rows[0]]]], dtype=np.float64)
+    part = cv2.warpAffine(inside, matrix, (int(cols.size), int(rows.size)),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+    patch[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = part
+    return patch
+
+
+def _direct_padding_mask(crop_sz, padding, size):
+    """:func:`padding_mask` computed from ``cv2.resize``'s sample points instead of a ``crop_sz``-long array (for
+    crops over :data:`MAX_PADDED_CROP_SIDE`): an output row takes the two input rows around its sample point
+    (clamped to the crop), the second one only with a non-zero weight; it is padded when one of those is.
+
+    Returns:
+        (size, size) bool.
+    """
+    left, top, right, bottom = padding
+
+    def axis(before, after):
+        points = np.clip(_sample_points(crop_sz, size), 0.0, crop_sz - 1.0)
+        first = np.floor(points)
+        second = np.where(points > first, first + 1, first)
+        padded = lambda i: (i < before) | (i >= crop_sz - after)   # noqa: E731
+        return padded(first) | padded(second)
+
+    return axis(top, bottom)[:, None] | axis(left, right)[None, :]
 
 
 def padding_mask(crop_sz, padding, size):

@@ -14,7 +14,9 @@ class TrackerParams:
     Attributes:
         template_factor: search area factor of the template crop (crop side = ceil(sqrt(w*h) * factor)).
         template_size: side of the template patch fed to the network, pixels (128).
-        search_factor: search area factor of the search region crop.
+        search_factor: search area factor of the search region crop. Any value is safe for memory: crops over
+            :data:`stark_ros.tracker.crop.MAX_PADDED_CROP_SIDE` pixels are sampled without a padded copy
+            (:func:`stark_ros.tracker.crop.sample_target`), so a crop takes at most ``MAX_CROP_BYTES`` (48 MiB).
         search_size: side of the search region patch, pixels (320 = 20 tokens x stride 16).
         update_interval: dynamic template refresh period in frames (first tracked frame is 1).
         score_threshold: the dynamic template is refreshed only when the confidence score is strictly above this.
