@@ -15,8 +15,8 @@ import torch
 
 from ..errors import InvalidBoxError
 from ..model.backbone import BACKBONE_STRIDE
-from .crop import (Preprocessor, clip_box, crop_overlaps_image, map_box_back, sample_target, validate_image,
-                   validate_init_box)
+from .crop import (Preprocessor, clip_box, crop_overlaps_image, crop_window, map_box_back, sample_target,
+                   validate_image, validate_init_box)
 from .params import TrackerParams
 
 
@@ -29,12 +29,24 @@ class TrackResult:
         score: confidence in [0, 1] (sigmoid of the score head), or None when the network has no score head.
         frame_id: 1 for the first frame after :meth:`StarkTracker.initialize`.
         template_updated: whether this frame refreshed the dynamic template.
+        search_region: (x, y, side, side) pixels, the square the search region was cropped from this frame
+            (:func:`stark_ros.tracker.crop.crop_window` of the previous box at the search area factor used).
+        search_factor: the search area factor used this frame (``params.search_factor`` unless a
+            :attr:`StarkTracker.monitor` widened it).
+        target_state: the monitor's state after this frame ('tracking', 'uncertain', 'lost'), or None without a
+            monitor (:mod:`stark_ros.tracker.target_state`).
+        frames_since_confident: the monitor's count of frames since the last confident one, or None without a
+            monitor.
     """
 
     box: Tuple[float, float, float, float]
     score: Optional[float]
     frame_id: int
     template_updated: bool
+    search_region: Optional[Tuple[float, float, float, float]] = None
+    search_factor: Optional[float] = None
+    target_state: Optional[str] = None
+    frames_since_confident: Optional[int] = None
 
 
 class StarkTracker:
@@ -47,6 +59,15 @@ class StarkTracker:
         info: optional loading info (variant, format, device...) from ``load_network``.
 
     Images are (H, W, 3) uint8 RGB; boxes xywh in pixels. Not thread-safe: call from one thread at a time.
+
+    Attribute ``monitor`` (default None): an optional per-target state machine
+    (:class:`stark_ros.tracker.target_state.TargetMonitor`). When set, every frame's confidence score is passed to
+    it; the dynamic template is then refreshed only while it says ``tracking``, and the search area factor of the
+    next frame is the one it asks for (wider while the target is lost).
+
+    :meth:`track` is split into :meth:`search_crop` (before the network) and :meth:`finish_track` (after it) so
+    :class:`stark_ros.tracker.multi_tracker.MultiTracker` can run several targets in one batched network call with
+    exactly the per-target arithmetic of :meth:`track`.
     """
 
     def __init__(self, network, params=TrackerParams(), info=None):
@@ -59,6 +80,7 @@ class StarkTracker:
         self._templates = None
         self._state = None
         self._frame_id = 0
+        self.monitor = None
 
     @classmethod
     def from_checkpoint(cls, checkpoint=None, variant='auto', device='cpu', params=TrackerParams(), seed=0,
@@ -157,6 +179,8 @@ class StarkTracker:
         self._templates = [template] * self.network.num_templates
         self._state = box
         self._frame_id = 0
+        if self.monitor is not None:
+            self.monitor.reset()
 
     @torch.inference_mode()
     def track(self, image):
@@ -170,25 +194,78 @@ class StarkTracker:
             InvalidImageError: malformed image. RuntimeError: not initialised.
         """
         validate_image(image)
-        if self._state is None:
-            raise RuntimeError('track() called before initialize()')
-        p = self.params
-        height, width = image.shape[:2]
-        search = sample_target(image, self._state, p.search_factor, p.search_size)
+        search = self.search_crop(image)
         search_tokens = self.network.forward_backbone(*self.preprocess(search))
         out = self.network.forward_head(self._templates + [search_tokens])
-        pred = (out['pred_boxes'].view(-1, 4).mean(dim=0) * p.search_size / search.resize_factor).tolist()
+        return self.finish_track(image, search, out['pred_boxes'], out['pred_logits'])
+
+    @property
+    def templates(self):
+        """The template token dicts fed before the search tokens (initial template, then the dynamic one for
+        ST/Lightning/lite0), or None before :meth:`initialize`. Read-only use."""
+        return self._templates
+
+    def current_search_factor(self, image_shape):
+        """The search area factor of the next frame: ``params.search_factor``, or the wider one the monitor asks
+        for while the target is lost, capped where the square covers the whole ``image_shape`` (H, W, ...) image
+        from any centre (side ``2 * max(H, W)``), never below ``params.search_factor``."""
+        base = self.params.search_factor
+        if self.monitor is None or self._state is None:
+            return base
+        scale = self.monitor.search_scale
+        if scale <= 1.0:
+            return base
+        _, _, w, h = self._state
+        cover = 2.0 * max(image_shape[0], image_shape[1]) / max(1e-6, (w * h) ** 0.5)
+        return max(base, min(base * scale, cover))
+
+    def search_crop(self, image):
+        """The search region of the next frame (:class:`stark_ros.tracker.crop.Crop`), cropped around the current
+        box at :meth:`current_search_factor`. ``image`` must already be valid (:func:`validate_image`).
+
+        Raises:
+            RuntimeError: not initialised.
+        """
+        if self._state is None:
+            raise RuntimeError('track() called before initialize()')
+        factor = self.current_search_factor(image.shape)
+        crop = sample_target(image, self._state, factor, self.params.search_size)
+        self._search = (factor, crop_window(self._state, factor))
+        return crop
+
+    def finish_track(self, image, search, pred_boxes, pred_logits):
+        """Map this target's network outputs back to the image and update the state (the second half of
+        :meth:`track`).
+
+        Args:
+            image: the (H, W, 3) uint8 RGB frame :meth:`search_crop` cropped.
+            search: the :class:`~stark_ros.tracker.crop.Crop` it returned.
+            pred_boxes: this target's (Nq, 4) or (4,) cxcywh boxes normalised to the search patch.
+            pred_logits: this target's (Nq, 1) confidence logits, or None without a score head.
+        Returns:
+            :class:`TrackResult`.
+        """
+        p = self.params
+        height, width = image.shape[:2]
+        pred = (pred_boxes.reshape(-1, 4).mean(dim=0) * p.search_size / search.resize_factor).tolist()
         state = clip_box(map_box_back(pred, self._state, p.search_size, search.resize_factor), height, width)
         score = None
-        if out['pred_logits'] is not None:
-            score = out['pred_logits'].view(-1).float().sigmoid().item()
+        if pred_logits is not None:
+            score = pred_logits.reshape(-1).float().sigmoid().item()
         self._frame_id += 1
         self._state = state
-        updated = (score is not None and len(self._templates) > 1 and self._frame_id % p.update_interval == 0
-                   and score > p.score_threshold)
+        allowed, target_state, since = True, None, None
+        if self.monitor is not None:
+            target_state = self.monitor.observe(score)
+            allowed = self.monitor.allows_template_update
+            since = self.monitor.frames_since_confident
+        updated = (allowed and score is not None and len(self._templates) > 1
+                   and self._frame_id % p.update_interval == 0 and score > p.score_threshold)
         if updated:
             self._templates[1] = self._template_tokens(image, state)
-        return TrackResult(tuple(state), score, self._frame_id, updated)
+        factor, (x1, y1, side) = self._search
+        return TrackResult(tuple(state), score, self._frame_id, updated, (x1, y1, side, side), factor, target_state,
+                           since)
 
     @torch.inference_mode()
     def warm_up(self, passes=2):

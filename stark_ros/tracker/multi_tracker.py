@@ -1,0 +1,187 @@
+"""Several targets on the same images: one :class:`StarkTracker` state per target id, tracked in one batched
+network call per image (no rclpy).
+
+Per target the state is a :class:`StarkTracker` sharing the network (its template and dynamic template tokens, last
+box, frame counter, and optional :class:`~stark_ros.tracker.target_state.TargetMonitor`). :meth:`MultiTracker.track`
+crops every target's search region, stacks the crops on the batch dimension, runs the backbone once on the stack,
+stacks each template slot of every target on the batch dimension too, runs transformer + heads once, and hands each
+target its row (:meth:`StarkTracker.finish_track`): the same arithmetic as one :meth:`StarkTracker.track` per target,
+so the boxes agree with single-target runs to float32 rounding of the batched kernels
+(``test/test_multi_tracker.py`` holds them to 1e-4 px).
+
+Batching needs an engine whose graphs take any batch size: the torch networks and the ``torch`` / ``torch-fast``
+engines do. The ``openvino`` and ``onnxruntime`` engines run graphs exported with batch 1 (fixed shapes,
+:mod:`stark_ros.backends.export_onnx`): there the targets are tracked one after the other (a loop of
+:meth:`StarkTracker.track`), with identical results and a cost linear in the number of targets.
+:func:`supports_batching` tells which applies. One target always takes the plain :meth:`StarkTracker.track`.
+"""
+import copy
+from typing import Dict
+
+import torch
+
+from .crop import validate_image
+from .stark_tracker import StarkTracker, TrackResult
+
+#: Default and largest number of targets one :class:`MultiTracker` holds.
+DEFAULT_MAX_TARGETS = 8
+MAX_TARGETS_LIMIT = 64
+
+#: Backends whose exported graphs have a fixed batch of 1.
+FIXED_BATCH_BACKENDS = ('openvino', 'onnxruntime')
+
+
+def supports_batching(network):
+    """True when ``network`` (an :class:`~stark_ros.tracker.engine.InferenceEngine`) takes a batch of several
+    search regions in one ``forward_backbone`` / ``forward_head`` call: every torch network and torch engine;
+    not the fixed-shape ``openvino`` / ``onnxruntime`` engines (:data:`FIXED_BATCH_BACKENDS`)."""
+    return getattr(network, 'backend', None) not in FIXED_BATCH_BACKENDS
+
+
+def _stack_tokens(token_dicts):
+    """Token dicts of batch 1 each -> one token dict with them on the batch dimension (feat/pos (L, B, C), mask
+    (B, L))."""
+    return {'feat': torch.cat([d['feat'] for d in token_dicts], dim=1),
+            'mask': torch.cat([d['mask'] for d in token_dicts], dim=0),
+            'pos': torch.cat([d['pos'] for d in token_dicts], dim=1)}
+
+
+class TooManyTargetsError(ValueError):
+    """Adding a new target id would exceed ``max_targets``."""
+
+
+class MultiTracker:
+    """Tracks up to ``max_targets`` targets, each under a string id, on the same images.
+
+    Args:
+        tracker: a :class:`StarkTracker` (its network, parameters and class are used for every target; its own
+            target, if any, is ignored). A subclass's ``initialize`` / ``track`` overrides apply to every target
+            (``track`` only on the one-by-one path).
+        max_targets: largest number of targets, 1..:data:`MAX_TARGETS_LIMIT`.
+        batch: True to batch when the engine allows (:func:`supports_batching`), False to always loop.
+        monitor_factory: optional callable () -> :class:`~stark_ros.tracker.target_state.TargetMonitor`, one
+            monitor per new target (confidence state machine, wider search while lost).
+
+    Images are (H, W, 3) uint8 RGB; boxes xywh (top-left + size) in pixels. Not thread-safe.
+
+    Raises:
+        ValueError: ``max_targets`` out of range.
+    """
+
+    def __init__(self, tracker, max_targets=DEFAULT_MAX_TARGETS, batch=True, monitor_factory=None):
+        self.prototype = tracker
+        self.max_targets = max_targets
+        self.batch = bool(batch) and supports_batching(tracker.network)
+        self.monitor_factory = monitor_factory
+        self._targets = {}          # id -> StarkTracker, in insertion order
+
+    @classmethod
+    def from_checkpoint(cls, *args, max_targets=DEFAULT_MAX_TARGETS, batch=True, monitor_factory=None, **kwargs):
+        """:meth:`StarkTracker.from_checkpoint` (same arguments), wrapped."""
+        return cls(StarkTracker.from_checkpoint(*args, **kwargs), max_targets, batch, monitor_factory)
+
+    # ------------------------------------------------------------------ properties shared with StarkTracker
+    @property
+    def max_targets(self):
+        return self._max_targets
+
+    @max_targets.setter
+    def max_targets(self, value):
+        if int(value) != value or not 1 <= value <= MAX_TARGETS_LIMIT:
+            raise ValueError('max_targets must be an integer in [1, %d], got %r' % (MAX_TARGETS_LIMIT, value))
+        self._max_targets = int(value)
+
+    @property
+    def network(self):
+        return self.prototype.network
+
+    @property
+    def params(self):
+        """:class:`TrackerParams` given to targets added from now on (existing targets keep theirs)."""
+        return self.prototype.params
+
+    @params.setter
+    def params(self, params):
+        self.prototype.params = params
+
+    def __getattr__(self, name):
+        # variant, device, info, has_score_head, synthetic_weights, check_params, warm_up: the prototype's
+        if name in ('variant', 'device', 'info', 'has_score_head', 'synthetic_weights', 'check_params', 'warm_up'):
+            return getattr(self.prototype, name)
+        raise AttributeError(name)
+
+    # ------------------------------------------------------------------ targets
+    @property
+    def ids(self):
+        """Target ids, in the order they were first added."""
+        return list(self._targets)
+
+    def __len__(self):
+        return len(self._targets)
+
+    def __contains__(self, target_id):
+        return target_id in self._targets
+
+    def target(self, target_id):
+        """The per-target :class:`StarkTracker` of ``target_id`` (KeyError when unknown). Read-only use."""
+        return self._targets[target_id]
+
+    def add(self, target_id, image, box):
+        """Start tracking ``box`` in ``image`` under ``target_id``; an existing id is re-initialised (replaced).
+
+        Args:
+            target_id: any string.
+            image: (H, W, 3) uint8 RGB.
+            box: (x, y, w, h) pixels.
+        Raises:
+            TooManyTargetsError: a new id while ``max_targets`` targets are tracked.
+            InvalidImageError, InvalidBoxError: as :meth:`StarkTracker.initialize` (nothing changes then).
+        """
+        if target_id not in self._targets and len(self._targets) >= self._max_targets:
+            raise TooManyTargetsError('cannot add target %r: %d target(s) already tracked (max_targets=%d); reset '
+                                      'one first' % (target_id, len(self._targets), self._max_targets))
+        target = copy.copy(self.prototype)       # shares network, preprocessor, params
+        target.monitor = self.monitor_factory() if self.monitor_factory is not None else None
+        target.initialize(image, box)            # raises before anything changes
+        self._targets[target_id] = target
+
+    def remove(self, target_id):
+        """Stop tracking ``target_id``; returns False when it was not tracked."""
+        return self._targets.pop(target_id, None) is not None
+
+    def clear(self):
+        """Drop every target; returns how many there were."""
+        count = len(self._targets)
+        self._targets.clear()
+        return count
+
+    # ------------------------------------------------------------------ tracking
+    @torch.inference_mode()
+    def track(self, image, ids=None) -> Dict[str, TrackResult]:
+        """Track every target (or the ``ids`` given) into ``image``.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            ids: optional subset of target ids (default all), unknown ids are ignored.
+        Returns:
+            ``{id: TrackResult}`` in target order (empty without targets).
+        Raises:
+            InvalidImageError: malformed image.
+        """
+        validate_image(image)
+        chosen = [(i, t) for i, t in self._targets.items() if ids is None or i in ids]
+        if not chosen:
+            return {}
+        if len(chosen) == 1 or not self.batch:
+            return {i: t.track(image) for i, t in chosen}
+        crops = [t.search_crop(image) for _, t in chosen]
+        inputs = [t.preprocess(c) for (_, t), c in zip(chosen, crops)]
+        images = torch.cat([img for img, _ in inputs], dim=0)
+        masks = torch.cat([mask for _, mask in inputs], dim=0)
+        search_tokens = self.network.forward_backbone(images, masks)
+        slots = len(chosen[0][1].templates)
+        templates = [_stack_tokens([t.templates[k] for _, t in chosen]) for k in range(slots)]
+        out = self.network.forward_head(templates + [search_tokens])
+        logits = out['pred_logits']
+        return {i: t.finish_track(image, crop, out['pred_boxes'][row], None if logits is None else logits[row])
+                for row, ((i, t), crop) in enumerate(zip(chosen, crops))}
