@@ -129,8 +129,8 @@ def main(argv=None):
                     counts['inits_ok' if response.success else 'inits_failed'] += 1
                 next_init += args.init_every
             elif now >= next_reset:
-                from std_srvs.srv import Trigger
-                if calls.call(harness.reset_client, Trigger.Request()) is not None:
+                from stark_ros_msgs.srv import Reset
+                if calls.call(harness.reset_client, Reset.Request()) is not None:
                     counts['resets'] += 1
                 next_reset += args.reset_every
             elif now >= next_param:

@@ -129,8 +129,7 @@ class TrackerHarness:
 
         import rclpy
         from sensor_msgs.msg import Image
-        from std_srvs.srv import Trigger
-        from stark_ros_msgs.srv import InitTarget
+        from stark_ros_msgs.srv import InitTarget, Reset
         from vision_msgs.msg import Detection2D
 
         self.runner = runner
@@ -139,7 +138,7 @@ class TrackerHarness:
         self.image_pub = self.node.create_publisher(Image, 'image', 10)
         self.detection_sub = self.node.create_subscription(Detection2D, 'detection', self.detections.put, 50)
         self.init_client = self.node.create_client(InitTarget, 'stark_tracker/init_target')
-        self.reset_client = self.node.create_client(Trigger, 'stark_tracker/reset')
+        self.reset_client = self.node.create_client(Reset, 'stark_tracker/reset')
         runner.add(self.node)
 
     def wait_connected(self, timeout=15.0):
@@ -171,9 +170,10 @@ class TrackerHarness:
         req.id = target_id
         return self.call(self.init_client, req)
 
-    def reset(self):
-        from std_srvs.srv import Trigger
-        return self.call(self.reset_client, Trigger.Request())
+    def reset(self, target_id=''):
+        """Call ~/reset (stark_ros_msgs/Reset) for ``target_id`` (empty: every target)."""
+        from stark_ros_msgs.srv import Reset
+        return self.call(self.reset_client, Reset.Request(id=target_id))
 
     def publish(self, msg):
         self.image_pub.publish(msg)

@@ -78,7 +78,7 @@ class _Player:
 def test_diagnostics_ok_warn_error(setup):
     from diagnostic_msgs.msg import DiagnosticStatus
     from rclpy.parameter import Parameter
-    from std_srvs.srv import Trigger
+    from stark_ros_msgs.srv import Reset
     from stark_ros.ros.image_conversion import array_to_image_msg
 
     node, feeder, statuses = setup
@@ -119,9 +119,9 @@ def test_diagnostics_ok_warn_error(setup):
     assert float(_values(error)['seconds since last image']) > 1.0
 
     # reset: idle again, OK
-    client = feeder.node.create_client(Trigger, 'stark_tracker/reset')
+    client = feeder.node.create_client(Reset, 'stark_tracker/reset')
     assert client.wait_for_service(timeout_sec=10.0)
-    done = client.call_async(Trigger.Request())
+    done = client.call_async(Reset.Request())
     assert wait_for(done.done, 10.0) and done.result().success
     idle = _next_status(statuses, lambda s: s.level == DiagnosticStatus.OK)
     assert idle is not None and 'no target' in idle.message

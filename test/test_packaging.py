@@ -179,6 +179,31 @@ def test_init_target_service_fields():
     ]
 
 
+def test_reset_service_and_status_message_fields():
+    from stark_ros_msgs.msg import TargetStatus, TargetStatusArray
+    from stark_ros_msgs.srv import Reset
+    assert list(Reset.Request.get_fields_and_field_types().items()) == [('id', 'string')]
+    assert list(Reset.Response.get_fields_and_field_types().items()) == [
+        ('success', 'boolean'),
+        ('message', 'string'),
+    ]
+    assert list(TargetStatus.get_fields_and_field_types().items()) == [
+        ('header', 'std_msgs/Header'),
+        ('id', 'string'),
+        ('state', 'string'),
+        ('score', 'float'),
+        ('frames_since_confident', 'uint32'),
+        ('search_factor', 'float'),
+        ('search_region', 'vision_msgs/BoundingBox2D'),
+        ('box', 'vision_msgs/BoundingBox2D'),
+    ]
+    assert (TargetStatus.TRACKING, TargetStatus.UNCERTAIN, TargetStatus.LOST) == ('tracking', 'uncertain', 'lost')
+    assert list(TargetStatusArray.get_fields_and_field_types().items()) == [
+        ('header', 'std_msgs/Header'),
+        ('targets', 'sequence<stark_ros_msgs/TargetStatus>'),
+    ]
+
+
 def test_compat_vision_msgs_is_ignored_by_colcon():
     """On a robot vision_msgs comes from the distribution; colcon/rosdep must never see our stand-in."""
     assert (REPO / 'compat' / 'vision_msgs' / 'COLCON_IGNORE').is_file()

@@ -134,11 +134,13 @@ def test_init_by_stamp_picks_that_frame_then_tracks_newest_buffered(setup):
     assert det.header.stamp == frame2.header.stamp
     _assert_box(det, data, 2)
 
-    # re-initialising while tracking replaces the target (and restarts the exact sequence)
-    response = harness.init(data['init_box'], stamp=frame0.header.stamp, target_id='again')
+    # re-initialising the same id while tracking replaces the target (and restarts the exact sequence)
+    response = harness.init(data['init_box'], stamp=frame0.header.stamp, target_id='by-stamp')
     assert response.success, response.message
+    assert node.target_ids() == ['by-stamp']
     det = harness.next_detection()  # frames 1 and 2 were buffered after frame 0: the newest (2) is tracked
-    assert det.header.stamp == frame2.header.stamp and det.id == 'again'
+    assert det.header.stamp == frame2.header.stamp and det.id == 'by-stamp'
+    assert harness.next_detection(NO_DETECTION_WAIT) is None    # one target: one detection per image
 
 
 def _bbox(cx, cy, w, h, theta=0.0):
@@ -505,6 +507,7 @@ def test_engine_backends_take_num_threads_and_refuse_template_sizes_they_cannot_
         assert not result.successful and '128' in result.reason, result.reason
         assert node.get_parameter('template_size').value == 128
         _publish_and_wait_buffered(node, harness, _frame_msg(data, 0))
+        assert harness.reset().success
         assert harness.init(data['init_box'], target_id='again').success    # the next init still works
         msg = _frame_msg(data, 1)
         harness.publish(msg)

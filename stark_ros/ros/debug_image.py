@@ -34,7 +34,26 @@ def render_debug(rgb, box_xywh, target_id, score=None, search_xywh=None):
     Returns:
         (H, W, 3) uint8 **BGR** array (ready for a ``bgr8`` Image or ``cv2.imencode``).
     """
+    return render_debug_many(rgb, [(box_xywh, target_id, score, search_xywh)])
+
+
+def render_debug_many(rgb, items):
+    """Draw several tracking results (one per target) on one copy of the frame.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB frame (not modified).
+        items: ``(box_xywh, target_id, score, search_xywh)`` tuples as the arguments of :func:`render_debug`.
+    Returns:
+        (H, W, 3) uint8 **BGR** array.
+    """
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    for box_xywh, target_id, score, search_xywh in items:
+        _draw(bgr, box_xywh, target_id, score, search_xywh)
+    return bgr
+
+
+def _draw(bgr, box_xywh, target_id, score, search_xywh):
+    """Draw one result into ``bgr`` in place (see :func:`render_debug`)."""
     if search_xywh is not None:
         sx, sy, sw, sh = (float(v) for v in search_xywh)
         cv2.rectangle(bgr, (round(sx), round(sy)), (round(sx + sw), round(sy + sh)), SEARCH_COLOUR, 1)
@@ -49,7 +68,6 @@ def render_debug(rgb, box_xywh, target_id, score=None, search_xywh=None):
                   cv2.FILLED)
     cv2.putText(bgr, label, (top_left[0], label_y - baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
                 cv2.LINE_AA)
-    return bgr
 
 
 def search_region(box, factor):
@@ -81,9 +99,14 @@ class DebugImagePublisher:
 
     def publish(self, header, rgb, box_xywh, target_id, score=None, search_xywh=None):
         """Render (:func:`render_debug`) and publish with ``header`` to the topics that have subscribers."""
+        return self.publish_many(header, rgb, [(box_xywh, target_id, score, search_xywh)])
+
+    def publish_many(self, header, rgb, items):
+        """Render every target (:func:`render_debug_many`) and publish with ``header`` to the topics that have
+        subscribers."""
         from stark_ros.ros.compressed import compressed_msg, encode_bgr
         from stark_ros.ros.image_conversion import array_to_image_msg
-        bgr = render_debug(rgb, box_xywh, target_id, score, search_xywh)
+        bgr = render_debug_many(rgb, items)
         if self.raw.get_subscription_count() > 0:
             self.raw.publish(array_to_image_msg(bgr, 'bgr8', header=header))
         if self.compressed.get_subscription_count() > 0:

@@ -3,8 +3,9 @@ pass before it is accepted.
 
 Read-only parameters (``checkpoint``, ``variant``, ``device``, ``backend``, ``precision``, ``search_size``,
 ``num_threads``, ``image_transport``) take effect at start-up only. The tracker parameters (:data:`TRACKER_PARAMS` but ``search_size``)
-take effect at the next ``~/init_target``; ``class_id``, ``frame_buffer_size``, ``frame_policy`` and the
-``diagnostics_*`` thresholds immediately.
+take effect at the next ``~/init_target``; ``class_id``, ``frame_buffer_size``, ``frame_policy``, ``max_targets``,
+the target-state parameters (:data:`MONITOR_PARAMS`, ``publish_when_lost``) and the ``diagnostics_*`` thresholds
+immediately.
 """
 import collections
 
@@ -100,6 +101,33 @@ PARAMETERS = collections.OrderedDict([
                     'newest: take the newest image at once (more detections per second when the camera is '
                     'faster than the tracker, each up to one camera period older).',
         additional_constraints='one of: fresh, newest'))),
+    ('max_targets', (8, dict(
+        description='Largest number of targets tracked at once (one batched network call per image for the torch '
+                    'backends, one call per target for openvino / onnxruntime). An init_target with a new id beyond '
+                    'it fails; lowering it keeps the targets already tracked.',
+        integer_range=_int_range(1, 64)))),
+    ('uncertain_threshold', (0.5, dict(
+        description='Target state: a frame with a confidence score at or above this is confident; a tracking '
+                    'target with a lower score becomes uncertain (stark_ros.tracker.target_state).',
+        floating_point_range=_float_range(0.0, 1.0)))),
+    ('lost_threshold', (0.25, dict(
+        description='Target state: lost_after_frames consecutive frames with a confidence score below this make '
+                    'the target lost. Must not exceed uncertain_threshold.',
+        floating_point_range=_float_range(0.0, 1.0)))),
+    ('lost_after_frames', (5, dict(
+        description='Consecutive frames below lost_threshold before a target is lost.',
+        integer_range=_int_range(1, 1000)))),
+    ('recover_after_frames', (3, dict(
+        description='Consecutive confident frames before an uncertain or lost target is tracking again.',
+        integer_range=_int_range(1, 1000)))),
+    ('lost_search_growth', (1.5, dict(
+        description='While lost, the search area factor is multiplied by this per lost frame, up to a search region '
+                    'covering the whole image (crop memory stays bounded, 48 MiB); back to search_factor on the '
+                    'first confident frame. 1 disables.',
+        floating_point_range=_float_range(1.0, 4.0)))),
+    ('publish_when_lost', (True, dict(
+        description='Publish detections of lost targets (with their low score) on detection and detections; '
+                    'false leaves them out (their status is still published).'))),
     ('diagnostics_min_processed_ratio', (0.5, dict(
         description='/diagnostics WARN while tracking when the processed rate is below this fraction of the input '
                     'rate (the tracker does not keep up; images are dropped). 0 disables.',
@@ -112,6 +140,10 @@ PARAMETERS = collections.OrderedDict([
         description='/diagnostics ERROR when a target is set and no image arrived for this many seconds.',
         floating_point_range=_float_range(0.1, 3600.0)))),
 ])
+
+#: Parameters that make a :class:`stark_ros.tracker.target_state.MonitorParams`.
+MONITOR_PARAMS = ('uncertain_threshold', 'lost_threshold', 'lost_after_frames', 'recover_after_frames',
+                  'lost_search_growth')
 
 #: Parameters that make the diagnostics' :class:`stark_ros.ros.diagnostics.Thresholds`, by field name.
 DIAGNOSTICS_PARAMS = {'diagnostics_min_processed_ratio': 'min_processed_ratio',
@@ -132,6 +164,17 @@ def frame_policy_error(value):
     return 'frame_policy must be one of %s, got %r' % (', '.join(FRAME_POLICIES), value)
 
 
+def monitor_params(values):
+    """:class:`stark_ros.tracker.target_state.MonitorParams` from a ``{name: value}`` dict of
+    :data:`MONITOR_PARAMS`.
+
+    Raises:
+        ValueError: inconsistent values (lost_threshold above uncertain_threshold).
+    """
+    from stark_ros.tracker.target_state import MonitorParams
+    return MonitorParams(**{name: values[name] for name in MONITOR_PARAMS})
+
+
 def tracker_params(values):
     """:class:`stark_ros.tracker.TrackerParams` from a ``{name: value}`` dict of :data:`TRACKER_PARAMS`.
 
@@ -142,7 +185,7 @@ def tracker_params(values):
     return TrackerParams(**{name: values[name] for name in TRACKER_PARAMS})
 
 
-def change_error(changes, current, tracker=None):
+def change_error(changes, current, tracker=None, monitor=None):
     """Why a set of parameter changes must be refused, or None when it may be applied.
 
     Args:
@@ -150,9 +193,16 @@ def change_error(changes, current, tracker=None):
         current: ``{name: value}`` of the tracker parameters in force (:data:`TRACKER_PARAMS`).
         tracker: the node's tracker; when it has ``check_params`` (:meth:`StarkTracker.check_params`), the new
             tracker parameters must pass it too (e.g. a template size Lightning has no position table for).
+        monitor: ``{name: value}`` of the target-state parameters in force (:data:`MONITOR_PARAMS`), to check the
+            thresholds' order.
     """
     if 'frame_policy' in changes and frame_policy_error(changes['frame_policy']):
         return frame_policy_error(changes['frame_policy'])
+    if monitor is not None and any(name in MONITOR_PARAMS for name in changes):
+        try:
+            monitor_params(dict(monitor, **{n: v for n, v in changes.items() if n in MONITOR_PARAMS}))
+        except ValueError as err:
+            return str(err)
     changed = {name: value for name, value in changes.items() if name in TRACKER_PARAMS}
     if not changed:
         return None

@@ -1,7 +1,9 @@
 """``stark_tracker``: the ROS 2 node that runs the STARK tracker on a camera topic.
 
 The node is wiring only: pixels are converted by :mod:`stark_ros.ros.image_conversion`, tracking is
-:class:`stark_ros.tracker.StarkTracker`.
+:class:`stark_ros.tracker.multi_tracker.MultiTracker` (several targets by id, one batched network call per image),
+the targets' ids and output messages are :mod:`stark_ros.ros.targets`, their states
+:mod:`stark_ros.tracker.target_state`.
 
 Interfaces (names relative to the node's namespace; remap ``image`` to your camera topic):
 
@@ -11,8 +13,8 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
   ``image_transport`` = ``compressed`` it subscribes ``<image>/compressed`` (``sensor_msgs/msg/CompressedImage``,
   JPEG or PNG) instead, decoded by the worker (:mod:`stark_ros.ros.image_input`); data that do not decode are
   skipped and counted like malformed images.
-* publishes ``detection`` (``vision_msgs/msg/Detection2D``, reliable, depth 10), one per tracked frame
-  while a target is set: ``header`` = the image's header (stamp and frame_id), ``bbox.center.position``
+* publishes ``detection`` (``vision_msgs/msg/Detection2D``, reliable, depth 10), one per target per tracked
+  frame: ``header`` = the image's header (stamp and frame_id), ``bbox.center.position``
   = box centre and ``bbox.size_x/size_y`` = width/height, all in **pixels** of the image; ``id`` = the
   target id; ``results[0].hypothesis.class_id`` = parameter ``class_id``, ``results[0].hypothesis.score``
   = the tracker's confidence in [0, 1].
@@ -22,12 +24,19 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
   the tracker does; NaN would silently break planners (``NaN > t`` is always false, JSON/YAML
   serialisers choke on it) and a made-up value in (0, 1) would look like a real confidence. A consumer
   that needs a real confidence must use an ST model (variant ``st50``/``st101``).
+* publishes ``detections`` (``vision_msgs/msg/Detection2DArray``, reliable, depth 10), one per tracked image while
+  at least one target is set: the image's header and one Detection2D per target (the same messages as on
+  ``detection``). Targets in state ``lost`` are left out of both when ``publish_when_lost`` is false.
+* publishes ``status`` (``stark_ros_msgs/msg/TargetStatusArray``, reliable, depth 10), one per tracked image: the
+  image's header and per target its id, state (``tracking``, ``uncertain``, ``lost``), score, frames since the last
+  confident frame, search area factor and search region (pixels).
 * service ``~/init_target`` (``stark_ros_msgs/srv/InitTarget``): ``box`` in pixels (centre + size, theta
   must be 0), ``stamp`` zero = the most recent buffered image, otherwise the buffered image with exactly
-  that stamp; ``id`` = target id for the detections (empty -> ``"target"``). Re-initialising while
-  tracking replaces the target. After an init on an older buffered image the node tracks the newest
-  image received after it next. Bad requests get ``success=false`` and a reason in ``message``.
-* service ``~/reset`` (``std_srvs/srv/Trigger``): drop the target; detections stop until the next init.
+  that stamp; ``id`` = target id for the detections (empty -> ``"target"``). A new id adds a target (up to
+  ``max_targets``), an existing id replaces that target. After an init on an older buffered image the node tracks
+  the newest image received after it next. Bad requests get ``success=false`` and a reason in ``message``.
+* service ``~/reset`` (``stark_ros_msgs/srv/Reset``): drop the target ``id``, or every target for an empty id;
+  an id that is not tracked gets ``success=false``.
 * publishes ``~/debug_image`` (``sensor_msgs/msg/Image``, bgr8) and ``~/debug_image/compressed`` (JPEG): the
   tracked image with box, id, score and search region drawn, the image's header; rendered only while someone
   subscribes (:mod:`stark_ros.ros.debug_image`), after the detection is published.
@@ -68,22 +77,24 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
 from diagnostic_msgs.msg import DiagnosticArray
-from std_srvs.srv import Trigger
-from stark_ros_msgs.srv import InitTarget
-from vision_msgs.msg import Detection2D
+from stark_ros_msgs.msg import TargetStatusArray
+from stark_ros_msgs.srv import InitTarget, Reset
+from vision_msgs.msg import Detection2D, Detection2DArray
 
 from stark_ros.allocator import tune_allocator
 from stark_ros.cpu import inference_threads
 from stark_ros.errors import CheckpointError, InvalidBoxError, InvalidImageError
 from stark_ros.model.default_model import SYNTHETIC
 from stark_ros.ros import compat, diagnostics
-from stark_ros.ros.debug_image import DebugImagePublisher, search_region
+from stark_ros.ros.debug_image import DebugImagePublisher
 from stark_ros.ros.image_input import image_input, input_topic
 from stark_ros.ros.jobs import Frame, InitJob
-from stark_ros.ros.messages import (bbox_to_xywh, box_outside_error, format_stamp_ns, init_box_error, make_detection,
-                                    stamp_to_ns)
-from stark_ros.ros.parameters import DIAGNOSTICS_PARAMS, TRACKER_PARAMS, change_error, declare_parameters, \
-    frame_policy_error, tracker_params
+from stark_ros.ros.messages import bbox_to_xywh, box_outside_error, format_stamp_ns, init_box_error, stamp_to_ns
+from stark_ros.ros.parameters import DIAGNOSTICS_PARAMS, MONITOR_PARAMS, TRACKER_PARAMS, change_error, \
+    declare_parameters, frame_policy_error, monitor_params, tracker_params
+from stark_ros.ros.targets import TargetRegistry, make_outputs
+from stark_ros.tracker.multi_tracker import MultiTracker, TooManyTargetsError
+from stark_ros.tracker.target_state import TargetMonitor
 from stark_ros.ros.timing import LatencyWindow, RateWindow, format_summary
 
 NODE_NAME = 'stark_tracker'
@@ -111,8 +122,9 @@ class TrackerNode(Node):
     """The ``stark_tracker`` node (see the module docstring for topics, services and parameters).
 
     Args:
-        tracker: optional ready-made tracker object with the :class:`stark_ros.tracker.StarkTracker` API;
-            when None (normal use) it is built from the ``checkpoint``/``variant``/``device`` parameters.
+        tracker: optional ready-made :class:`stark_ros.tracker.StarkTracker` (or subclass; every target uses its
+            network and class) or :class:`~stark_ros.tracker.multi_tracker.MultiTracker`; when None (normal use) it
+            is built from the ``checkpoint``/``variant``/``device`` parameters.
         **kwargs: passed to :class:`rclpy.node.Node` (``context``, ``namespace``, ``parameter_overrides``, ...).
 
     Raises:
@@ -132,7 +144,16 @@ class TrackerNode(Node):
             # stores them, see stark_ros.ros.compat)
             self._param_values = {name: self.get_parameter(name).value for name in TRACKER_PARAMS}
             self._tracker_params = tracker_params(self._param_values)
-            self._tracker = tracker if tracker is not None else self._build_tracker()
+            self._monitor_values = {name: self.get_parameter(name).value for name in MONITOR_PARAMS}
+            self._monitor_params = monitor_params(self._monitor_values)
+            single = tracker if tracker is not None else self._build_tracker()
+            if isinstance(single, MultiTracker):
+                single.max_targets = self.get_parameter('max_targets').value
+                single.monitor_factory = self._new_monitor
+            else:
+                single = MultiTracker(single, self.get_parameter('max_targets').value,
+                                      monitor_factory=self._new_monitor)
+            self._tracker = single
             check = getattr(self._tracker, 'check_params', None)
             if check is not None:
                 check(self._tracker_params)
@@ -140,6 +161,7 @@ class TrackerNode(Node):
             self.destroy_node()
             raise
         self._class_id = self.get_parameter('class_id').value
+        self._publish_when_lost = self.get_parameter('publish_when_lost').value
         self._diag_limits = diagnostics.Thresholds(**{field: self.get_parameter(name).value
                                                       for name, field in DIAGNOSTICS_PARAMS.items()})
 
@@ -148,10 +170,10 @@ class TrackerNode(Node):
         self._frames = collections.deque(maxlen=self.get_parameter('frame_buffer_size').value)
         self._next_seq = 1
         self._init_job = None
-        self._target_id = None          # None = no target
+        self._targets = TargetRegistry(self.get_parameter('max_targets').value)   # ids tracked
         self._last_seq = 0              # seq of the last frame initialised on / tracked
-        self._generation = 0            # bumped by every init and reset
         self._params_dirty = False
+        self._monitor_dirty = False     # target-state parameters changed (the worker hands them to the monitors)
         self._stop = False
         self._busy = False              # worker inside initialize/track
         self._idle_since = 0.0          # monotonic time the worker last finished a job
@@ -162,7 +184,7 @@ class TrackerNode(Node):
         self._last_summary = collections.Counter()
         self._rates = RateWindow(diagnostics.WINDOW_SEC)   # counters over time, for /diagnostics
         self._last_arrived = None       # monotonic time of the last image
-        self._last_result = None        # (box, score) of the last detection
+        self._last_result = None        # (box, score) of the first target's last detection
 
         compat.add_parameter_callbacks(self, self._validate_parameters, self._apply_parameters)
 
@@ -172,12 +194,14 @@ class TrackerNode(Node):
                                reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability)
         self._detection_pub = self.create_publisher(Detection2D, 'detection', 10)
+        self._detections_pub = self.create_publisher(Detection2DArray, 'detections', 10)
+        self._status_pub = self.create_publisher(TargetStatusArray, 'status', 10)
         self._image_sub = compat.create_subscription_with_info(
             self, self._input.message_class, input_topic(self, self._input.transport), self._on_image, image_qos,
             callback_group=self._image_group)
         self._init_srv = self.create_service(InitTarget, '~/init_target', self._on_init_target,
                                              callback_group=self._service_group)
-        self._reset_srv = self.create_service(Trigger, '~/reset', self._on_reset,
+        self._reset_srv = self.create_service(Reset, '~/reset', self._on_reset,
                                               callback_group=self._service_group)
         self._stats_timer = self.create_timer(STATS_PERIOD_SEC, self._log_summary)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -192,6 +216,10 @@ class TrackerNode(Node):
                self._image_sub.topic_name, self._detection_pub.topic_name, self._init_srv.srv_name))
 
     # ------------------------------------------------------------------ parameters
+    def _new_monitor(self):
+        """A target-state machine for a new target, with the parameters in force (worker thread)."""
+        return TargetMonitor(self._monitor_params)
+
     def _build_tracker(self):
         from stark_ros.tracker import StarkTracker
         checkpoint = self.get_parameter('checkpoint').value
@@ -233,7 +261,8 @@ class TrackerNode(Node):
         """Accept or refuse a set of changes (ranges and read-only are enforced by rclpy from the descriptors)."""
         with self._cond:
             current = dict(self._param_values)
-        reason = change_error({p.name: p.value for p in params}, current, self._tracker)
+            monitor = dict(self._monitor_values)
+        reason = change_error({p.name: p.value for p in params}, current, self._tracker, monitor)
         if reason and 'template_size' in reason and getattr(self, '_backend_note', ''):
             reason += self._backend_note
         return SetParametersResult(successful=reason is None, reason=reason or '')
@@ -245,6 +274,14 @@ class TrackerNode(Node):
                 if p.name in TRACKER_PARAMS:
                     self._param_values[p.name] = p.value
                     self._params_dirty = True
+                elif p.name in MONITOR_PARAMS:
+                    self._monitor_values[p.name] = p.value
+                    self._monitor_dirty = True
+                elif p.name == 'max_targets':
+                    self._targets.max_targets = p.value     # the node's check (under the lock)
+                    self._tracker.max_targets = p.value     # the tracker's own (an int; read by the worker)
+                elif p.name == 'publish_when_lost':
+                    self._publish_when_lost = p.value
                 elif p.name == 'class_id':
                     self._class_id = p.value
                 elif p.name == 'frame_buffer_size' and p.value != self._frames.maxlen:
@@ -259,6 +296,11 @@ class TrackerNode(Node):
     def tracker(self):
         """The tracker object (do not call it while the node runs; the worker owns it)."""
         return self._tracker
+
+    def target_ids(self):
+        """Ids of the tracked targets, in the order they were first initialised."""
+        with self._cond:
+            return self._targets.ids
 
     def buffered_stamps(self):
         """Stamps (integer ns) of the buffered images, oldest first."""
@@ -276,7 +318,8 @@ class TrackerNode(Node):
         published), ``dropped`` frames received after the target's image that the worker skipped because a
         newer one arrived, ``errors`` tracker failures, ``inits`` successful initialisations, ``debug_renders``
         debug images rendered (only while ``~/debug_image`` or its ``compressed`` topic has a subscriber), ``buffered``
-        images in the buffer, ``tracking`` whether a target is set, ``pending`` images received after the
+        images in the buffer, ``tracking`` whether a target is set, ``targets`` the number of targets tracked,
+        ``pending`` images received after the
         last one the worker took (it will take only the newest of them), ``busy`` whether the worker is
         inside an initialise/track call right now.
         """
@@ -285,9 +328,10 @@ class TrackerNode(Node):
             for key in ('received', 'rejected', 'lost', 'processed', 'dropped', 'errors', 'inits', 'debug_renders'):
                 out.setdefault(key, 0)
             out['buffered'] = len(self._frames)
-            out['tracking'] = self._target_id is not None
+            out['tracking'] = len(self._targets) > 0
+            out['targets'] = len(self._targets)
             newest = self._frames[-1].seq if self._frames else 0
-            out['pending'] = max(0, newest - self._last_seq) if self._target_id is not None else 0
+            out['pending'] = max(0, newest - self._last_seq) if len(self._targets) else 0
             out['busy'] = self._busy
             return out
 
@@ -309,7 +353,7 @@ class TrackerNode(Node):
                                        self.get_clock().now().nanoseconds, arrived, size))
             self._next_seq += 1
             self._counts['received'] += 1
-            if self._target_id is not None:
+            if len(self._targets):
                 self._cond.notify_all()
 
     def _reject(self, msg, err, frame=None):
@@ -407,14 +451,15 @@ class TrackerNode(Node):
         return response
 
     def _on_reset(self, request, response):
+        """``~/reset``: drop one target by id, or all for an empty id (:meth:`TargetRegistry.reset`)."""
         with self._cond:
-            had = self._target_id
-            self._target_id = None
-            self._generation += 1
-            self._last_result = None
-        response.success = True
-        response.message = 'target %r dropped' % had if had is not None else 'no target was set'
-        self.get_logger().info(response.message)
+            response.success, response.message = self._targets.reset(request.id)
+            if not len(self._targets):
+                self._last_result = None
+        if response.success:
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().warning('reset rejected: %s' % response.message)
         return response
 
     def timing(self, last=None):
@@ -452,7 +497,7 @@ class TrackerNode(Node):
             latency = self._timings.latency_percentile(95.0, last=recent['processed']) if recent['processed'] else None
             since = None if self._last_arrived is None else now - self._last_arrived
             box, score = self._last_result if self._last_result is not None else (None, None)
-            target_id, limits = self._target_id, self._diag_limits
+            target_id, limits = ', '.join(self._targets.ids) or None, self._diag_limits
         snap = diagnostics.Snapshot(rates['received'], rates['processed'], latency, recent, stats, since, target_id,
                                     score, box, diagnostics.describe_tracker(self._tracker))
         name = '%s/%s' % (self.get_namespace().rstrip('/'), self.get_name())
@@ -486,12 +531,12 @@ class TrackerNode(Node):
                     frame = self._frames[-1]
                     self._counts['dropped'] += frame.seq - self._last_seq - 1
                     self._last_seq = frame.seq
-                    generation, target_id = self._generation, self._target_id
+                    targets = self._targets.snapshot()
             try:
                 if job is not None:
                     self._run_init(job, params_dirty)
                 else:
-                    self._run_track(frame, generation, target_id)
+                    self._run_track(frame, targets)
             except Exception as err:  # never let the worker die
                 self.get_logger().error('tracker worker: unexpected %s: %s' % (type(err).__name__, err),
                                         throttle_duration_sec=5.0)
@@ -506,7 +551,7 @@ class TrackerNode(Node):
                     self._idle_since = time.monotonic()
 
     def _has_work(self):
-        return self._target_id is not None and bool(self._frames) and self._frames[-1].seq > self._last_seq
+        return len(self._targets) > 0 and bool(self._frames) and self._frames[-1].seq > self._last_seq
 
     def _run_init(self, job, params_dirty):
         if job.cancelled:
@@ -517,40 +562,60 @@ class TrackerNode(Node):
             self._tracker_params = tracker_params(values)
             self._apply_tracker_params(self._tracker_params)
         frame = job.frame
+        with self._cond:
+            self._targets.sync(self._tracker)       # ids reset since the last job leave the tracker
+            job.message = self._targets.add_error(job.target_id) or ''
+        if job.message:
+            job.finish()
+            return
         try:
             rgb = self._input.to_rgb(frame.msg)
-            self._tracker.initialize(rgb, job.box_xywh)
-        except (InvalidBoxError, InvalidImageError) as err:
+            self._tracker.add(job.target_id, rgb, job.box_xywh)
+        except (InvalidBoxError, InvalidImageError, TooManyTargetsError) as err:
             job.message = 'tracker rejected the request: %s' % err
             job.finish()
             return
         except Exception as err:
-            with self._cond:
-                self._target_id = None
-                self._generation += 1
-            job.message = 'tracker failed to initialise (%s: %s); no target set' % (type(err).__name__, err)
+            job.message = ('tracker failed to initialise target %r (%s: %s); targets unchanged'
+                           % (job.target_id, type(err).__name__, err))
             job.finish()
             return
         with self._cond:
-            self._target_id = job.target_id
+            self._targets.add(job.target_id)
             self._last_seq = frame.seq
-            self._last_result = None
-            self._generation += 1
             self._counts['inits'] += 1
             newer = self._frames[-1].seq - frame.seq if self._frames else 0
+            count = len(self._targets)
             self._cond.notify_all()
         x, y, w, h = job.box_xywh
         job.success = True
-        job.message = ('tracking target %r from image stamp %s (%d x %d), box x %.1f y %.1f w %.1f h %.1f px%s'
+        job.message = ('tracking target %r from image stamp %s (%d x %d), box x %.1f y %.1f w %.1f h %.1f px; %d '
+                       'target(s) tracked%s'
                        % (job.target_id, format_stamp_ns(frame.stamp_ns), frame.width, frame.height,
-                          x, y, w, h, '; %d newer image(s) buffered' % newer if newer else ''))
+                          x, y, w, h, count, '; %d newer image(s) buffered' % newer if newer else ''))
         job.finish()
 
     def _apply_tracker_params(self, params):
-        """Hand changed TrackerParams to the tracker (worker thread, between frames)."""
+        """Hand changed TrackerParams to the tracker (worker thread, between frames): targets added from now on."""
         self._tracker.params = params
 
-    def _run_track(self, frame, generation, target_id):
+    def _sync_targets(self):
+        """Worker thread, before tracking: drop reset ids from the tracker, hand changed target-state parameters
+        to every target's monitor."""
+        with self._cond:
+            self._targets.sync(self._tracker)
+            dirty, self._monitor_dirty = self._monitor_dirty, False
+            if dirty:
+                self._monitor_params = monitor_params(self._monitor_values)
+        if dirty:
+            for target_id in self._tracker.ids:
+                monitor = self._tracker.target(target_id).monitor
+                if monitor is not None:
+                    monitor.params = self._monitor_params
+
+    def _run_track(self, frame, targets):
+        """Track every target of ``targets`` (``{id: generation}`` when the frame was taken) into ``frame`` and
+        publish the results of those still current (not reset or re-initialised meanwhile)."""
         started = time.perf_counter()
         started_ns = self.get_clock().now().nanoseconds
         try:
@@ -559,9 +624,9 @@ class TrackerNode(Node):
             self._reject(frame.msg, err, frame)
             return
         try:
-            previous = self._tracker.state     # the search region of this frame is centred on it
+            self._sync_targets()
             track_started = time.perf_counter()
-            result = self._tracker.track(rgb)
+            results = self._tracker.track(rgb, ids=targets)
             track_ms = 1000.0 * (time.perf_counter() - track_started)
         except Exception as err:
             with self._cond:
@@ -570,20 +635,24 @@ class TrackerNode(Node):
                                     % (format_stamp_ns(frame.stamp_ns), type(err).__name__, err),
                                     throttle_duration_sec=5.0)
             return
-        det = make_detection(frame.msg.header, result.box,
-                             SCORE_WITHOUT_SCORE_HEAD if result.score is None else result.score,
-                             target_id, self._class_id)
         with self._cond:
-            if generation != self._generation:  # reset or re-init while this frame was being tracked
+            results = {i: r for i, r in results.items() if self._targets.current(i, targets[i])}
+            if not results:                 # every target reset while this frame was being tracked
                 return
+            detections, array, statuses = make_outputs(frame.msg.header, results, self._class_id,
+                                                       SCORE_WITHOUT_SCORE_HEAD, self._publish_when_lost)
             self._counts['processed'] += 1
-            self._last_result = (result.box, result.score)
-            self._detection_pub.publish(det)
+            first = next(iter(results.values()))
+            self._last_result = (first.box, first.score)
+            for det in detections:
+                self._detection_pub.publish(det)
+            self._detections_pub.publish(array)
+            self._status_pub.publish(statuses)
             self._timings.append((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
                                  1000.0 * (time.perf_counter() - started), track_ms)
-        if self._debug.wanted():        # after the detection: never part of its latency
-            self._debug.publish(frame.msg.header, rgb, result.box, target_id, result.score,
-                                search_region(previous, self._tracker_params.search_factor))
+        if self._debug.wanted():        # after the detections: never part of their latency
+            self._debug.publish_many(frame.msg.header, rgb, [(r.box, i, r.score, r.search_region)
+                                                             for i, r in results.items()])
             with self._cond:
                 self._counts['debug_renders'] += 1
 
