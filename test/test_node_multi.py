@@ -208,3 +208,41 @@ def test_max_targets(setup, frames):
     assert [d.id for d in array.detections] == ['one', 'two', 'three']
     assert node.set_parameters([Parameter('max_targets', value=2)])[0].successful
     _fresh(node, harness)
+
+
+def test_status_lost_and_publish_when_lost(setup, frames):
+    """Thresholds above every score (the shipped model's are about 0.48): the target is lost after
+    lost_after_frames images; its detections keep flowing with the status saying lost, and stop (status kept) with
+    publish_when_lost false. Refused: lost_threshold above uncertain_threshold."""
+    from rclpy.parameter import Parameter
+    node, harness = setup
+    images, gt_box = frames
+    result = node.set_parameters([Parameter('lost_threshold', value=0.9)])[0]
+    assert not result.successful and 'lost_threshold' in result.reason
+    assert all(r.successful for r in node.set_parameters([
+        Parameter('uncertain_threshold', value=0.99), Parameter('lost_threshold', value=0.99),
+        Parameter('lost_after_frames', value=2)]))
+    try:
+        _fresh(node, harness)
+        first = _msg(images[0])
+        _buffer(node, harness, first)
+        assert _init(harness, first, gt_box, 'bag').success
+        states, factors = [], []
+        for t in range(1, 4):
+            array, status, singles = _feed(node, harness, _msg(images[t]))
+            entry, = status.targets
+            states.append(entry.state)
+            factors.append(entry.search_factor)
+            assert [d.id for d in array.detections] == ['bag'] and len(singles) == 1
+            assert abs(array.detections[0].results[0].hypothesis.score - entry.score) < 1e-6
+            assert entry.frames_since_confident == t
+        assert states == ['uncertain', 'lost', 'lost'], states
+        assert factors[0] == factors[1] == 5.0 and factors[2] > 5.0, factors   # the search widens once lost
+        assert node.set_parameters([Parameter('publish_when_lost', value=False)])[0].successful
+        array, status, singles = _feed(node, harness, _msg(images[4]))
+        assert array.detections == [] and singles == []
+        assert [s.state for s in status.targets] == ['lost']
+    finally:
+        assert all(r.successful for r in node.set_parameters([
+            Parameter('lost_threshold', value=0.25), Parameter('uncertain_threshold', value=0.5),
+            Parameter('lost_after_frames', value=5), Parameter('publish_when_lost', value=True)]))
