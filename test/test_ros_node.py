@@ -33,7 +33,8 @@ def setup(ros_runner, ros_namespace, oracle):
     namespace = ros_namespace + '/node'
     node = start_tracker_node(ros_runner, namespace, checkpoint='synthetic', variant='st50', device='cpu',
                               update_interval=int(meta['update_intervals'][0]),
-                              score_threshold=float(meta['update_threshold_used']), frame_buffer_size=30)
+                              score_threshold=float(meta['update_threshold_used']), frame_buffer_size=30,
+                              uncertain_threshold=0.0, lost_threshold=0.0)    # the official template policy
     harness = TrackerHarness(ros_runner, namespace)
     harness.wait_connected()
     yield node, harness, data

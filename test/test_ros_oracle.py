@@ -77,7 +77,9 @@ def test_st50_node_matches_oracle(ros_runner, ros_namespace):
     n = data['frames_bgr'].shape[0]
     detections, stamps, frame_id = _run_sequence(
         ros_runner, ros_namespace + '/st50', data, n, variant='st50', update_interval=int(interval),
-        score_threshold=float(threshold), class_id='thing')
+        score_threshold=float(threshold), class_id='thing',
+        # every frame confident: the target state never holds back a template update (the official policy)
+        uncertain_threshold=0.0, lost_threshold=0.0)
     assert len(detections) == n - 1
     _check(detections, stamps, frame_id, data, 'thing', lambda t: data['scores'][t])
 
