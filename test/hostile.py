@@ -162,7 +162,8 @@ class FuzzDriver:
             elif kind == 'target':
                 self.send_frame(spec)
                 response = self.harness.init(self.oracle['init_box'], target_id='fuzz')
-                if not response.success:
+                # the requests' random ids may have filled max_targets: a refusal naming it is the right answer
+                if not response.success and 'max_targets' not in response.message:
                     self._fail('valid init refused: %s' % response.message)
             else:
                 self.send_frame(spec)
