@@ -93,9 +93,9 @@ from stark_ros.ros.messages import bbox_to_xywh, box_outside_error, format_stamp
 from stark_ros.ros.parameters import DIAGNOSTICS_PARAMS, MONITOR_PARAMS, TRACKER_PARAMS, change_error, \
     declare_parameters, frame_policy_error, monitor_params, tracker_params
 from stark_ros.ros.targets import TargetRegistry, make_outputs
+from stark_ros.ros.timing import LatencyWindow, RateWindow, format_summary
 from stark_ros.tracker.multi_tracker import MultiTracker, TooManyTargetsError
 from stark_ros.tracker.target_state import TargetMonitor
-from stark_ros.ros.timing import LatencyWindow, RateWindow, format_summary
 
 NODE_NAME = 'stark_tracker'
 
