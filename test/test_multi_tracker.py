@@ -184,3 +184,20 @@ def test_fixed_batch_backend_loops_with_same_results():
         assert list(got) == list(want)
         for target_id in want:
             assert np.abs(np.array(got[target_id].box) - np.array(want[target_id].box)).max() <= 1e-2
+
+
+def test_torch_fast_batches_too():
+    """torch-fast (folded, oneDNN kernels) takes any batch: batched equals its own one-by-one run (free run, float32
+    rounding of the batched kernels only)."""
+    frames, boxes = _frames(count=6)
+    single = StarkTracker.from_checkpoint('', 'auto', 'cpu', backend='torch-fast', precision='fp32')
+    batched, looped = MultiTracker(single), MultiTracker(single, batch=False)
+    assert batched.batch and not looped.batch
+    targets = _targets(boxes[0], frames[0])
+    for multi in (batched, looped):
+        for target_id, box in targets.items():
+            multi.add(target_id, frames[0], box)
+    for frame in frames[1:]:
+        got, want = batched.track(frame), looped.track(frame)
+        for target_id in targets:
+            assert np.abs(np.array(got[target_id].box) - np.array(want[target_id].box)).max() <= 1e-3
