@@ -300,7 +300,8 @@ def test_every_imported_ros_package_is_declared():
 def test_tests_read_nothing_outside_the_repository():
     """The fixtures live in test/fixtures: no test or benchmark builds a path to ../shared (colcon test on a robot
     has only the repository). The one exception is ``test/dataset_layouts.py``, which locates the real evaluation
-    sequences ``../shared/eval`` and skips the tests that need them when they are absent."""
+    sequences ``../shared/eval`` and the real training sequences ``../shared/train_real`` and skips the tests that
+    need them when they are absent (benchmarks take such folders as arguments)."""
     offenders = []
     allowed = {pathlib.Path(__file__).resolve(), (REPO / 'test' / 'dataset_layouts.py').resolve()}
     for path in sorted(list(REPO.glob('test/*.py')) + list(REPO.glob('bench/*.py'))):
