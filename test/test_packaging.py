@@ -24,6 +24,7 @@ DETECTION2D_RIHS01 = 'RIHS01_0d12b69df5c593b3455b7346fac8205437a7d4bcb09b9e0e0b2
 
 EXECUTABLES = {
     'tracker_node': 'stark_ros.ros.tracker_node:main',
+    'console': 'stark_ros.console.main:main',
     'stark_track': 'stark_ros.track:main',
     'stark_demo': 'stark_ros.demo:main',
     'stark_evaluate': 'stark_ros.evaluate:main',
@@ -88,6 +89,13 @@ def test_console_script_entry_points(name):
     assert name in eps
     assert eps[name].value == EXECUTABLES[name]
     assert eps[name].dist.name == 'stark_ros'
+
+
+def test_console_page_is_installed():
+    """The console serves its page from the installed package (package_data in setup.py)."""
+    files = {str(f) for f in importlib.metadata.distribution('stark_ros').files}
+    for name in ('index.html', 'console.js', 'console.css'):
+        assert 'stark_ros/console/static/%s' % name in files, name
 
 
 def test_training_recipes_are_installed():
