@@ -109,7 +109,7 @@ function setupDrag() {
     if (box[2] < 3 || box[3] < 3) { showMessage(false, 'box too small: drag a larger box'); return; }
     box[2] = Math.min(box[2], d.frame.width - box[0]);
     box[3] = Math.min(box[3], d.frame.height - box[1]);
-    showMessage(true, 'starting target on [' + box.join(', ') + '] of frame ' + stampText(d.frame.stamp) + ' ...');
+    showMessage('pending', 'starting target on [' + box.join(', ') + '] of frame ' + stampText(d.frame.stamp) + ' ...');
     await post('/api/init', {box: box, stamp: {sec: d.frame.stamp[0], nanosec: d.frame.stamp[1]},
                              id: $('target-id').value});
   };
