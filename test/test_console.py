@@ -207,6 +207,17 @@ def test_api_refuses_bad_requests(session, path, body, kind, status, words):
     assert session['tracker'].stats()['tracking'] == before['tracking']
 
 
+def test_requests_to_other_host_names_are_refused(session):
+    """DNS rebinding: a page of evil.example whose name resolves to 127.0.0.1 reaches the port, but its requests carry
+    ``Host: evil.example``; bound to 127.0.0.1, the console answers them 403."""
+    url = session['console'].url
+    port = url.rsplit(':', 1)[1].strip('/')
+    for path, body in (('api/state', None), ('api/frame.jpg', None), ('api/reset', {'id': ''}), ('', None)):
+        code, raw = _request(url + path, body, headers={'Host': 'evil.example:' + port})
+        assert code == 403 and 'localhost only' in json.loads(raw)['message'], (path, code)
+    assert _request(url.replace('127.0.0.1', 'localhost') + 'api/state')[0] == 200
+
+
 def test_api_serves_nothing_else(session):
     url = session['console'].url
     assert _request(url + 'api/init')[0] == 405          # GET on a POST route

@@ -15,8 +15,13 @@ reset targets):
 Answers of the ``POST``s: ``{"success": bool, "message": str}`` with 200 (done), 400 (malformed request, see
 :mod:`stark_ros.console.validation`), 403 (cross-site request), 409 (the tracker refused), 415 (not JSON),
 503 (tracker service not available) or 504 (no answer within ``SERVICE_TIMEOUT_SEC``).
+
+Bound to a loopback address (the default), the server answers only requests whose ``Host`` is a loopback name
+(``localhost``, ``127.x.x.x``, ``[::1]``): a web page whose own name an attacker points at 127.0.0.1 (DNS rebinding)
+gets 403 for everything.
 """
 import asyncio
+import ipaddress
 import json
 import os
 
@@ -50,13 +55,33 @@ async def _await_ros_future(future, timeout):
     return future.result()
 
 
+def is_loopback(host):
+    """True for ``localhost`` and loopback IP addresses (``127.0.0.1``, ``::1``, ``[::1]``)."""
+    host = host.strip('[]').lower()
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(host_header):
+    """The name part of a ``Host`` header (``127.0.0.1:8080`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``)."""
+    if host_header.startswith('['):
+        return host_header[1:].split(']', 1)[0]
+    return host_header.rsplit(':', 1)[0] if host_header.count(':') == 1 else host_header
+
+
 class ConsoleApp:
     """The aiohttp application of a :class:`stark_ros.console.node.ConsoleNode` (``node.state`` is read, its
-    ``call_init`` / ``call_reset`` are called)."""
+    ``call_init`` / ``call_reset`` are called). ``loopback_only``: answer only requests addressed to a loopback name
+    (see the module docstring); the default follows the node's ``host``."""
 
-    def __init__(self, node):
+    def __init__(self, node, loopback_only=None):
         self.node = node
         self.state = node.state
+        self.loopback_only = is_loopback(node.host) if loopback_only is None else loopback_only
         self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._headers])
         self.app.add_routes([
             web.get('/', self.index),
@@ -69,7 +94,11 @@ class ConsoleApp:
 
     @web.middleware
     async def _headers(self, request, handler):
-        response = await handler(request)
+        if self.loopback_only and not is_loopback(_host_name(request.host or '')):
+            response = _answer(403, False, 'this console answers requests to localhost only, not to %r'
+                               % (request.host,))
+        else:
+            response = await handler(request)
         response.headers['Cache-Control'] = 'no-store'
         response.headers['X-Content-Type-Options'] = 'nosniff'
         response.headers['X-Frame-Options'] = 'DENY'
