@@ -112,3 +112,36 @@ def test_only_the_trackers_diagnostics_are_kept():
     state.put_diagnostics(DiagnosticArray(status=[other, mine]))
     diag = state.snapshot()['diagnostics']
     assert diag['level'] == 1 and diag['message'] == 'slow' and diag['values'] == {'input rate (Hz)': '30.00'}
+
+
+def test_target_states_from_the_trackers_status():
+    """With the multi-target tracker's ``status`` (stark_ros_msgs/TargetStatusArray), each target's state is the
+    tracker's own (tracking / uncertain / lost) while it is fresh; a target only in the status gets its box."""
+    try:
+        from stark_ros_msgs import msg as msgs
+        msgs.TargetStatusArray
+    except (ImportError, AttributeError):
+        from stark_ros.console.node import status_message_type
+        assert status_message_type() is None     # and the console runs without the status topic
+        pytest.skip('stark_ros_msgs has no TargetStatusArray in this build (multi-target tracker not merged)')
+    from stark_ros.console.bridge import ConsoleState, STALE_AFTER_SEC
+    from stark_ros.console.node import status_message_type
+    from stark_ros.ros.messages import make_detection, xywh_to_bbox
+    from std_msgs.msg import Header
+    assert status_message_type() is msgs.TargetStatusArray
+    clock = Clock()
+    state = ConsoleState('raw', clock=clock)
+    header = Header(stamp=make_stamp(9), frame_id='cam')
+    state.put_detection(make_detection(header, (10.0, 20.0, 30.0, 40.0), 0.2, 'a', 'object'))
+    array = msgs.TargetStatusArray(header=header)
+    a = msgs.TargetStatus(header=header, id='a', state='uncertain', score=0.2)
+    b = msgs.TargetStatus(header=header, id='b', state='lost', score=0.05)
+    xywh_to_bbox((1.0, 2.0, 3.0, 4.0), b.box)
+    array.targets = [a, b]
+    state.put_status(array)
+    targets = {t['id']: t for t in state.snapshot()['targets']}
+    assert targets['a']['state'] == 'uncertain' and targets['a']['box'] == [10.0, 20.0, 30.0, 40.0]
+    assert targets['b']['state'] == 'lost' and targets['b']['box'] == [1.0, 2.0, 3.0, 4.0]
+    assert targets['b']['status']['header']['stamp'] == [1009, 1009]
+    clock.now += STALE_AFTER_SEC + 0.1
+    assert {t['state'] for t in state.snapshot()['targets']} == {'stale'}

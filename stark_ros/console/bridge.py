@@ -70,6 +70,16 @@ def message_to_dict(msg):
     return msg
 
 
+def _status_box(bbox):
+    """A status message's ``box`` (BoundingBox2D as :func:`message_to_dict` gives it) -> [x, y, w, h] px, or None."""
+    try:
+        w, h = float(bbox['size_x']), float(bbox['size_y'])
+        return [float(bbox['center']['position']['x']) - w / 2.0, float(bbox['center']['position']['y']) - h / 2.0,
+                w, h]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class ConsoleState:
     """Thread-safe store of the newest image, the targets, the tracker's diagnostics and the service clients' state.
 
@@ -119,7 +129,7 @@ class ConsoleState:
             self.put_detection(det)
 
     def put_status(self, msg):
-        """Record a target status message (any message with an ``id`` field; others fields are shown as they are).
+        """Record a target status message (any message with an ``id`` field; the other fields are passed on as they are).
         A message with a ``targets`` sequence is taken as one status per element."""
         items = getattr(msg, 'targets', None)
         for item in (items if items is not None else [msg]):
@@ -222,13 +232,15 @@ class ConsoleState:
         for target_id in sorted(set(targets) | set(status)):
             entry = targets.get(target_id, {'id': target_id, 'box': None, 'score': None, 'stamp': None})
             received = entry.pop('received', None)
+            if entry['box'] is None and status.get(target_id):
+                entry['box'] = _status_box(status[target_id].get('box'))
             entry['age_sec'] = None if received is None else round(now - received, 3)
             st = status.get(target_id)
-            if st is not None:
-                st.pop('received', None)
+            st_received = st.pop('received', None) if st is not None else None
             entry['status'] = st
             state = st.get('state') if st else None
-            if state is None or isinstance(state, (dict, list)):
+            if state is None or isinstance(state, (dict, list)) or now - st_received > STALE_AFTER_SEC:
+                # no (recent) status: tracking while detections come, stale after STALE_AFTER_SEC without one
                 state = 'tracking' if received is not None and now - received <= STALE_AFTER_SEC else 'stale'
             entry['state'] = str(state)
             out_targets.append(entry)

@@ -6,7 +6,8 @@ Subscriptions (relative names, in the console's namespace; remap ``image`` as th
   (``sensor_msgs/CompressedImage``, ``compressed``), sensor-data QoS, depth 1;
 * ``detection`` (``vision_msgs/Detection2D``) and ``detections`` (``vision_msgs/Detection2DArray``): whichever the
   tracker publishes;
-* ``status`` (``stark_ros_msgs/TargetStatus``) when that message type exists in the installed stark_ros_msgs;
+* ``status`` (``stark_ros_msgs/TargetStatusArray``, or ``TargetStatus``) when that message type exists in the
+  installed stark_ros_msgs (each target's state: tracking, uncertain, lost);
 * ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``): the status named after the tracker node.
 
 Clients: ``<tracker_node>/init_target`` (``stark_ros_msgs/srv/InitTarget``) and ``<tracker_node>/reset``
@@ -52,12 +53,13 @@ def reset_service_type():
 
 
 def status_message_type():
-    """``stark_ros_msgs/msg/TargetStatus`` when installed, else None (the console then derives states itself)."""
+    """The tracker's ``status`` message: ``stark_ros_msgs/msg/TargetStatusArray`` (every target on one image) or
+    ``TargetStatus`` (one target) when installed, else None (the console then derives the states itself)."""
     try:
-        from stark_ros_msgs.msg import TargetStatus
-        return TargetStatus
+        import stark_ros_msgs.msg as msgs
     except ImportError:
         return None
+    return getattr(msgs, 'TargetStatusArray', None) or getattr(msgs, 'TargetStatus', None)
 
 
 class ConsoleNode(Node):
