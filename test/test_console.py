@@ -226,3 +226,66 @@ def test_api_serves_nothing_else(session):
     code, raw = _request(url + 'api/state')
     state = json.loads(raw)
     assert code == 200 and state['frame']['width'] == 480 and state['services']['init_target'] is True
+
+
+def test_compressed_input_is_shown_as_sent(ros_runner, ros_namespace):
+    """``image_transport:=compressed``: the console subscribes ``<image>/compressed`` and hands the camera's JPEG to
+    the page unchanged."""
+    import rclpy
+    from sensor_msgs.msg import CompressedImage
+    from stark_ros.ros.compressed import compressed_msg, encode_bgr
+    namespace = ros_namespace + '/console_compressed'
+    frames, _ = real_frames(SEQUENCE, 1)
+    jpeg = encode_bgr(frames[0], 'jpeg', 70)
+    msg = compressed_msg(jpeg, 'jpeg', stamp=make_stamp(1, base_sec=9500))
+    console = ConsoleProcess(namespace, 'image_transport:=compressed')
+    node = rclpy.create_node('console_camera', namespace=namespace, context=ros_runner.context)
+    pub = node.create_publisher(CompressedImage, 'image/compressed', 10)
+    ros_runner.add(node)
+    try:
+        def shown():
+            pub.publish(msg)
+            return _request(console.url + 'api/frame.jpg?after=0')
+        assert wait_for(lambda: shown()[0] == 200, 15.0, 0.2), console.output
+        code, body = shown()
+        assert body == jpeg
+    finally:
+        ros_runner.remove(node)
+        assert console.close() == 0, ''.join(console.output)
+
+
+@pytest.mark.parametrize('params, words', [
+    (['image_transport:=theora'], ['image_transport must be one of raw, compressed']),
+    (['tracker_node:=" "'], ['tracker_node must be a node name']),
+    (['tracker_node:= '], ['parameter tracker_node']),
+    (['port:=eighty'], ['parameter port']),
+    (['port:=70000'], ['parameter port']),
+    (['jpeg_quality:=0'], ['parameter jpeg_quality']),
+])
+def test_bad_parameters_stop_the_console_with_a_reason(ros_namespace, params, words):
+    import subprocess
+    import sys
+    from conftest import REPO_ROOT
+    cmd = [sys.executable, '-m', 'stark_ros.console', '--ros-args', '-r', '__ns:=' + ros_namespace + '/bad']
+    for p in params:
+        cmd += ['-p', p]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result
+    for word in words:
+        assert word in result.stderr + result.stdout, result
+
+
+def test_a_busy_port_stops_the_console_with_a_reason(ros_namespace):
+    import socket
+    import subprocess
+    import sys
+    from conftest import REPO_ROOT
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, '-m', 'stark_ros.console', '--ros-args', '-r',
+                                 '__ns:=' + ros_namespace + '/busy', '-p', 'port:=%d' % port],
+                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result
+    assert 'cannot serve on 127.0.0.1:%d' % port in result.stderr + result.stdout, result

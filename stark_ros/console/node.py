@@ -66,14 +66,20 @@ class ConsoleNode(Node):
     """The console's rclpy node (see the module docstring). ``state`` is its :class:`ConsoleState`.
 
     Raises:
-        ValueError: a bad ``image_transport`` or ``tracker_node`` value.
+        ValueError: a parameter of the wrong type or out of range, a bad ``image_transport`` or ``tracker_node``.
     """
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        p = {}
         for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(read_only=True, **descriptor))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+            try:
+                self.declare_parameter(name, default, ParameterDescriptor(read_only=True, **descriptor))
+                p[name] = self.get_parameter(name).value
+            except Exception as err:  # noqa: BLE001 - rclpy's exceptions for a wrong type, range or an empty value
+                raise ValueError('parameter %s: %s (%s)' % (name, err, type(err).__name__)) from err
+            if type(p[name]) is not type(default):
+                raise ValueError('parameter %s must be a %s, got %r' % (name, type(default).__name__, p[name]))
         if transport_error(p['image_transport']):
             raise ValueError(transport_error(p['image_transport']))
         tracker = p['tracker_node'].strip().rstrip('/')
