@@ -25,7 +25,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(include=[PACKAGE, PACKAGE + '.*']),
-    package_data={PACKAGE + '.datasets': ['lasot_test.txt'], PACKAGE + '.training': ['configs/*.yaml', 'configs/*.txt'],
+    package_data={PACKAGE + '.datasets': ['lasot_test.txt'], PACKAGE + '.console': ['static/*'], PACKAGE + '.training': ['configs/*.yaml', 'configs/*.txt'],
                   # the shipped STARK-lite0 model (an empty checkpoint), with its recipe, training log and README
                   PACKAGE + '.model': ['weights/*.pth.tar', 'weights/*.yaml', 'weights/*.csv', 'weights/*.md']},
     data_files=[
@@ -44,6 +44,7 @@ setup(
     entry_points={
         'console_scripts': [
             'tracker_node = stark_ros.ros.tracker_node:main',
+            'console = stark_ros.console.main:main',
             'stark_track = stark_ros.track:main',
             'stark_demo = stark_ros.demo:main',
             'stark_evaluate = stark_ros.evaluate:main',

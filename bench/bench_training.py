@@ -1,7 +1,7 @@
 """Stage-1 training throughput: today's loop (crops + whole network every step) against the cached-feature loop,
 in one run, with the project's Trainer on the same real sequences.
 
-    python bench/bench_training.py [--data ../shared/train_real] [--samples 320] [--threads 2]
+    python bench/bench_training.py --data ../shared/train_real [--samples 320] [--threads 2]
 
 Baseline: the ``lite0_stage1`` recipe (the loop the previous shipped model was trained with: a DataLoader worker
 decodes frames and makes crops, the network runs backbone + transformer + heads forward and backward, batch 16,
@@ -50,7 +50,7 @@ def run(recipe, overrides, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--data', default=os.path.join('..', 'shared', 'train_real'))
+    parser.add_argument('--data', required=True, help='the train_real folder (../shared/train_real here)')
     parser.add_argument('--samples', type=int, default=320)
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args(argv)

@@ -5,12 +5,19 @@
 Arguments: ``checkpoint`` (empty = the shipped STARK-lite0 model; ``synthetic`` = test weights, boxes meaningless), ``device`` (auto/cpu/cuda/cuda:N),
 ``image_topic`` (remapped onto the node's ``image`` subscription). All other parameters come from the
 installed ``config/tracker.yaml``.
+
+``console:=true`` also starts the operator web console (``stark_console``, :mod:`stark_ros.console`) on the same image
+topic: ``console_port`` (default 8080), ``console_host`` (default 127.0.0.1, this machine only),
+``console_image_transport`` (raw or compressed, as the tracker's ``image_transport``).
+
+    ros2 launch stark_ros tracker.launch.py console:=true console_port:=8080
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -39,6 +46,28 @@ def generate_launch_description():
                     'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
                 },
             ],
+            remappings=[('image', LaunchConfiguration('image_topic'))],
+        ),
+        DeclareLaunchArgument('console', default_value='false',
+                              description='true: also start the operator web console (stark_ros console)'),
+        DeclareLaunchArgument('console_port', default_value='8080', description='TCP port of the web console'),
+        DeclareLaunchArgument('console_host', default_value='127.0.0.1',
+                              description='address the web console binds to (127.0.0.1: this machine only)'),
+        DeclareLaunchArgument('console_image_transport', default_value='raw',
+                              description='raw or compressed: the image the console shows (as the tracker\'s '
+                                          'image_transport)'),
+        Node(
+            package='stark_ros',
+            executable='console',
+            name='stark_console',
+            output='screen',
+            condition=IfCondition(LaunchConfiguration('console')),
+            parameters=[{
+                'port': ParameterValue(LaunchConfiguration('console_port'), value_type=int),
+                'host': ParameterValue(LaunchConfiguration('console_host'), value_type=str),
+                'image_transport': ParameterValue(LaunchConfiguration('console_image_transport'), value_type=str),
+                'tracker_node': 'stark_tracker',
+            }],
             remappings=[('image', LaunchConfiguration('image_topic'))],
         ),
     ])

@@ -99,6 +99,20 @@ if ! command -v cmake >/dev/null || ! command -v c++ >/dev/null || ! command -v 
         log "ERROR: cmake, a C++ compiler and make are required (apt-get install cmake g++ make)"; exit 1
     fi
 fi
+# Headless Chromium and its WebDriver from Debian's packages, for the browser test of the operator console
+# (test/test_console.py drives them with Selenium). Checked with `command -v`: a no-op once installed. Without
+# root or apt-get the setup goes on and says so; test_console.py then fails with the same advice.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing chromium and chromium-driver with apt-get (browser test of the console)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+            >"$BUILD/apt-chromium.log" 2>&1; } \
+            || log "WARNING: apt-get install chromium chromium-driver failed (see $BUILD/apt-chromium.log); test/test_console.py will fail"
+    else
+        log "WARNING: chromium / chromedriver missing and apt-get unusable here (need root); install the Debian" \
+            "packages chromium and chromium-driver, or test/test_console.py will fail"
+    fi
+fi
 read -r PYVER SITE < <("$VPY" -c 'import sys, sysconfig; print(sys.version.split()[0], sysconfig.get_paths()["purelib"])')
 
 # ---------------------------------------------------------------- 2. Python packages
@@ -207,7 +221,7 @@ if ! stamp_ok stark_ros "$H" || [ ! -x "$VENV/lib/stark_ros/tracker_node" ]; the
     # ros2 run / launch_ros look for executables in PREFIX/lib/PKG (colcon puts them there via
     # setup.cfg); pip puts console scripts in PREFIX/bin, so link them into lib/stark_ros too.
     mkdir -p "$VENV/lib/stark_ros"
-    for exe in tracker_node stark_track stark_demo stark_evaluate stark_train; do
+    for exe in tracker_node console stark_track stark_demo stark_evaluate stark_train; do
         ln -sfn "../../bin/$exe" "$VENV/lib/stark_ros/$exe"
     done
     stamp_set stark_ros "$H"

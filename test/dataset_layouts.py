@@ -15,6 +15,8 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The six real development sequences (never trained on); tests read them, nothing from them is committed.
 SHARED_EVAL = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'eval')
+#: The real hand-labelled training sequences (the shipped model's training and validation splits).
+SHARED_TRAIN_REAL = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'train_real')
 
 
 def shared_eval():
@@ -22,6 +24,13 @@ def shared_eval():
     if not os.path.isfile(os.path.join(SHARED_EVAL, 'crossing', 'groundtruth_rect.txt')):
         pytest.skip('../shared/eval (real sequences) is not beside the repository')
     return SHARED_EVAL
+
+
+def shared_train_real():
+    """Path of ``../shared/train_real``; skips the test when it is not beside the repository."""
+    if not os.path.isfile(os.path.join(SHARED_TRAIN_REAL, 'Walking2', 'groundtruth_rect.txt')):
+        pytest.skip('../shared/train_real (real training sequences) is not beside the repository')
+    return SHARED_TRAIN_REAL
 
 
 def source_sequence(name='crossing', count=12):

@@ -75,11 +75,12 @@ def test_launch_file_is_standard_launch_ros(launch_tree):
     assert ('launch', 'LaunchDescription') in imported
     args = {_const(c.args[0]) for c in _calls(launch_tree, 'DeclareLaunchArgument')}
     assert {'checkpoint', 'device', 'image_topic'} <= args
-    node, = _calls(launch_tree, 'Node')
-    kw = _kwargs(node)
+    nodes = {_const(_kwargs(n)['executable']): n for n in _calls(launch_tree, 'Node')}
+    assert sorted(nodes) == ['console', 'tracker_node']
+    kw = _kwargs(nodes['tracker_node'])
     assert _const(kw['package']) == 'stark_ros'
-    assert _const(kw['executable']) == 'tracker_node'
     assert _const(kw['name']) == 'stark_tracker'
+    assert 'condition' not in kw
     remap, = kw['remappings'].elts
     assert _const(remap.elts[0]) == 'image'
     assert _calls(remap.elts[1], 'LaunchConfiguration') and _const(remap.elts[1].args[0]) == 'image_topic'
@@ -92,11 +93,39 @@ def test_launch_file_is_standard_launch_ros(launch_tree):
     assert dicts and all(_const(k) in PARAMETERS for d in dicts for k in d.keys)
 
 
+def test_launch_file_starts_the_console_on_request(launch_tree):
+    """``console:=true`` adds the web console on the tracker's image topic, with its port and host arguments."""
+    from stark_ros.console.node import PARAMETERS
+    args = {_const(c.args[0]): c for c in _calls(launch_tree, 'DeclareLaunchArgument')}
+    assert {'console', 'console_port', 'console_host', 'console_image_transport'} <= set(args)
+    defaults = {name: _const(_kwargs(args[name])['default_value'])
+                for name in ('console', 'console_port', 'console_host', 'console_image_transport')}
+    assert defaults == {'console': 'false', 'console_port': str(PARAMETERS['port'][0]), 'console_host': '127.0.0.1',
+                        'console_image_transport': 'raw'}
+    node = next(n for n in _calls(launch_tree, 'Node') if _const(_kwargs(n)['executable']) == 'console')
+    kw = _kwargs(node)
+    assert _const(kw['package']) == 'stark_ros' and _const(kw['name']) == 'stark_console'
+    condition = kw['condition']
+    assert _calls(condition, 'IfCondition') and _const(_calls(condition, 'LaunchConfiguration')[0].args[0]) == 'console'
+    params, = [d for d in ast.walk(kw['parameters']) if isinstance(d, ast.Dict)]
+    keys = [_const(k) for k in params.keys]
+    assert set(keys) <= set(PARAMETERS) and {'port', 'host'} <= set(keys)
+    configs = {_const(k): _const(_calls(v, 'LaunchConfiguration')[0].args[0])
+               for k, v in zip(params.keys, params.values) if _calls(v, 'LaunchConfiguration')}
+    assert configs == {'port': 'console_port', 'host': 'console_host', 'image_transport': 'console_image_transport'}
+    tracker_name = next(_const(_kwargs(n)['name']) for n in _calls(launch_tree, 'Node')
+                        if _const(_kwargs(n)['executable']) == 'tracker_node')
+    assert _const(params.values[keys.index('tracker_node')]) == tracker_name
+    remap, = kw['remappings'].elts
+    assert _const(remap.elts[0]) == 'image' and _const(remap.elts[1].args[0]) == 'image_topic'
+
+
 def test_launch_executable_and_config_are_installed(launch_tree, share_dir):
     from ament_index_python.packages import get_package_prefix
     prefix = get_package_prefix('stark_ros')
-    exe = os.path.join(prefix, 'lib', 'stark_ros', _const(_kwargs(_calls(launch_tree, 'Node')[0])['executable']))
-    assert os.path.isfile(exe) and os.access(exe, os.X_OK), exe
+    for node in _calls(launch_tree, 'Node'):
+        exe = os.path.join(prefix, 'lib', 'stark_ros', _const(_kwargs(node)['executable']))
+        assert os.path.isfile(exe) and os.access(exe, os.X_OK), exe
     # the config path is os.path.join(get_package_share_directory('stark_ros'), 'config', '<file>.yaml')
     share_calls = _calls(launch_tree, 'get_package_share_directory')
     assert share_calls and all(_const(c.args[0]) == 'stark_ros' for c in share_calls)

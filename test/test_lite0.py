@@ -116,6 +116,13 @@ def test_checkpoint_round_trip(network, tmp_path):
     _save(tmp_path / 'stage1.pth.tar', stage1)
     loaded, info = load_network(str(tmp_path / 'stage1.pth.tar'))
     assert info['variant'] == 'lite0' and not info['has_score_head'] and loaded.num_templates == 2
+    # lite0 files from before the corner-peak score head carry the MLP head and still load with it
+    from stark_ros.model.heads import MLP
+    old = synthetic_state_dict(build_network('lite0', score_kind='mlp').state_dict(), seed=4)
+    _save(tmp_path / 'mlp.pth.tar', old)
+    loaded, info = load_network(str(tmp_path / 'mlp.pth.tar'))
+    assert info['has_score_head'] and isinstance(loaded.cls_head, MLP)
+    assert torch.equal(loaded.state_dict()['cls_head.layers.0.weight'], old['cls_head.layers.0.weight'])
 
 
 def test_checkpoint_mismatch_names_the_keys(network, tmp_path):
@@ -203,3 +210,31 @@ def test_offline_tool_runs_lite0_on_the_sample_video(tmp_path):
     assert boxes.shape == (4, 4) and np.isfinite(boxes).all()
     values = np.loadtxt(scores)
     assert values[0] == 1.0 and ((values[1:] > 0) & (values[1:] < 1)).all()   # lite0 has a score head
+
+
+def test_corner_peak_score_head_reads_the_peak_probabilities():
+    """lite0's score head: features are log(max softmax probability) of each corner map, hand-computed here; a
+    sharper map gives a higher logit; the network's pred_logits is the head applied to its own corner maps."""
+    from stark_ros.model.heads import CornerPeakScoreHead
+    head = CornerPeakScoreHead()
+    flat = torch.zeros(1, 1, 20, 20)
+    sharp = torch.zeros(1, 1, 20, 20)
+    sharp[0, 0, 3, 7] = 10.0
+    feats = head.peak_log_probs(torch.cat([flat, sharp]), torch.cat([flat, flat]))
+    expected_sharp = 10.0 - np.log(np.exp(10.0) + 399.0)
+    np.testing.assert_allclose(feats.numpy(), [[-np.log(400.0), -np.log(400.0)], [expected_sharp, -np.log(400.0)]],
+                               rtol=1e-4, atol=1e-6)
+    logits = head(torch.cat([flat, sharp]), torch.cat([flat, flat]))
+    assert logits.shape == (2, 1) and logits[1, 0] > logits[0, 0]
+    net = build_network('lite0').eval()
+    assert isinstance(net.cls_head, CornerPeakScoreHead)
+    with torch.no_grad():
+        tokens = [net.forward_backbone(torch.randn(1, 3, 128, 128), torch.zeros(1, 128, 128, dtype=torch.bool))] * 2
+        tokens.append(net.forward_backbone(torch.randn(1, 3, 320, 320), torch.zeros(1, 320, 320, dtype=torch.bool)))
+        out = net.forward_head(tokens)
+        captured = {}
+        original = net.box_head.score_maps
+        net.box_head.score_maps = lambda x: captured.setdefault('maps', original(x))
+        again = net.forward_head(tokens)
+    assert out['pred_logits'].shape == (1, 1, 1)
+    torch.testing.assert_close(again['pred_logits'].view(1, 1), net.cls_head(*captured['maps']))

