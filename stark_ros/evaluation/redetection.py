@@ -1,0 +1,133 @@
+"""Target leaves and returns: does the tracker say ``lost`` at the right time, and does re-detection find it again?
+
+For each sequence A (paired with the next sequence B of the list, cyclically) a spliced sequence is built from real
+frames: A's frames 0..P-1 (target present), then G frames of B resized to A's size (target absent: the frames of
+another video), then A's frames P..2P-1 (the target again, a jump of G frames later in its own video's time). The
+tracker (with a :class:`~stark_ros.tracker.target_state.TargetMonitor`) runs one-pass from A's frame 0 twice: with
+re-detection (the monitor's ``lost_search_growth``) and without it (growth 1: the search region never widens). Per
+run it reports:
+
+* ``auc_present``: success AUC (pytracking thresholds 0:0.05:1, IoU > t; EVALUATION_FACTS.md section 1) over the
+  frames where the target is present (frame 0 excluded);
+* ``lost_right``: share of the absent frames with state ``lost``; ``lost_wrong``: share of the present frames with
+  state ``lost`` while the box is on the target (IoU > 0.5), a false alarm;
+* ``recovery``: frames after the target's return until the first frame with IoU > 0.5 and state ``tracking``
+  (None: never within P frames).
+
+``python -m stark_ros.evaluation.redetection --dataset ../shared/eval --sequences human7,surfer,... [--present 30
+--absent 30]`` prints the table for both runs.
+"""
+import argparse
+import dataclasses
+import sys
+
+import cv2
+import numpy as np
+
+from ..datasets.base import read_frame
+from ..tracker.target_state import LOST, TRACKING, MonitorParams, TargetMonitor
+from .metrics import iou_xywh
+
+#: IoU thresholds of the pytracking success curve (EVALUATION_FACTS.md section 1).
+THRESHOLDS = np.arange(0.0, 1.0001, 0.05)
+
+
+def splice(sequence, other, present, absent):
+    """Frames and ground truth of the spliced sequence (module docstring).
+
+    Args:
+        sequence, other: :class:`~stark_ros.datasets.base.Sequence` (A and B).
+        present: P, frames of A before and after the gap (A needs 2P frames).
+        absent: G, frames of B in the gap (B needs G frames).
+    Returns:
+        (frames list of (H, W, 3) uint8 RGB, gt (N, 4) xywh pixels with NaN rows where the target is absent,
+        absent mask (N,) bool).
+    Raises:
+        ValueError: a sequence too short.
+    """
+    if len(sequence.frames) < 2 * present or len(other.frames) < absent:
+        raise ValueError('%s needs %d frames and %s %d' % (sequence.name, 2 * present, other.name, absent))
+    first = [read_frame(p) for p in sequence.frames[:2 * present]]
+    height, width = first[0].shape[:2]
+    gap = [cv2.resize(read_frame(p), (width, height), interpolation=cv2.INTER_LINEAR)
+           for p in other.frames[:absent]]
+    boxes = np.asarray(sequence.boxes[:2 * present], dtype=np.float64)
+    gt = np.concatenate([boxes[:present], np.full((absent, 4), np.nan), boxes[present:]])
+    mask = np.zeros(len(gt), dtype=bool)
+    mask[present:present + absent] = True
+    return first[:present] + gap + first[present:], gt, mask
+
+
+def run_spliced(tracker, frames, gt, absent_mask, monitor_params):
+    """One-pass run with a monitor; returns the per-run figures of the module docstring as a dict."""
+    tracker.monitor = TargetMonitor(monitor_params)
+    tracker.initialize(frames[0], tuple(float(v) for v in gt[0]))
+    states, ious = [], []
+    for index, frame in enumerate(frames[1:], start=1):
+        result = tracker.track(frame)
+        states.append(result.target_state)
+        ious.append(np.nan if absent_mask[index] else float(iou_xywh(np.array([result.box]), gt[index:index + 1])[0]))
+    states, ious = np.array(states), np.array(ious)
+    absent = absent_mask[1:]
+    present_ious = ious[~absent]
+    success = [(present_ious > t).mean() for t in THRESHOLDS]
+    lost = states == LOST
+    on_target = ~absent & (np.nan_to_num(ious, nan=0.0) > 0.5)
+    back = int(np.flatnonzero(absent)[-1]) + 1
+    found = [k for k in range(back, len(states)) if states[k] == TRACKING and ious[k] > 0.5]
+    return {'auc_present': float(np.mean(success)), 'lost_right': float(lost[absent].mean()),
+            'lost_wrong': float(lost[on_target].mean()) if on_target.any() else float('nan'),
+            'recovery': (found[0] - back) if found else None}
+
+
+def redetection_study(tracker, sequences, present=30, absent=30, monitor_params=MonitorParams()):
+    """Both runs (with and without re-detection) on every spliced sequence.
+
+    Returns:
+        dict name -> {'with': figures, 'without': figures} (:func:`run_spliced`).
+    Raises:
+        ValueError: fewer than two sequences, or a sequence too short.
+    """
+    if len(sequences) < 2:
+        raise ValueError('the study needs at least two sequences, got %d' % len(sequences))
+    table = {}
+    for index, sequence in enumerate(sequences):
+        frames, gt, mask = splice(sequence, sequences[(index + 1) % len(sequences)], present, absent)
+        table[sequence.name] = {
+            'with': run_spliced(tracker, frames, gt, mask, monitor_params),
+            'without': run_spliced(tracker, frames, gt, mask,
+                                   dataclasses.replace(monitor_params, lost_search_growth=1.0))}
+    return table
+
+
+def main(argv=None):
+    from ..datasets.detect import open_dataset
+    from ..tracker import StarkTracker
+    parser = argparse.ArgumentParser(prog='python -m stark_ros.evaluation.redetection',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('--dataset', required=True)
+    parser.add_argument('--sequences', required=True, help='comma-separated names (at least two)')
+    parser.add_argument('--checkpoint', default=None, help='default: the shipped model')
+    parser.add_argument('--backend', default='auto')
+    parser.add_argument('--present', type=int, default=30)
+    parser.add_argument('--absent', type=int, default=30)
+    args = parser.parse_args(argv)
+    dataset = open_dataset(args.dataset)
+    sequences = [dataset.load_sequence(name) for name in args.sequences.split(',')]
+    tracker = StarkTracker.from_checkpoint(args.checkpoint, backend=args.backend)
+    table = redetection_study(tracker, sequences, args.present, args.absent)
+    print('sequence     run      AUC present  lost right  lost wrong  recovery (frames)')
+    for name, runs in table.items():
+        for label, row in runs.items():
+            print('%-12s %-8s %11.3f  %10.2f  %10.2f  %s' % (name, label, row['auc_present'], row['lost_right'],
+                                                              row['lost_wrong'], row['recovery']))
+    for label in ('with', 'without'):
+        rows = [runs[label] for runs in table.values()]
+        print('mean %-8s AUC present %.3f, lost right %.2f, recovered %d of %d'
+              % (label, np.mean([r['auc_present'] for r in rows]), np.mean([r['lost_right'] for r in rows]),
+                 sum(r['recovery'] is not None for r in rows), len(rows)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
