@@ -1,7 +1,8 @@
 """The operator console end to end: a real stark_tracker node (the shipped STARK-lite0 model, torch backend) and the
 console executable (``python -m stark_ros.console``, a subprocess) over real DDS, real frames of
-``../shared/eval/bag``, and the page in headless Chromium driven by Selenium: the operator drags a box over the bag on
-the displayed frame, the tracker starts on that frame (by its stamp), and the boxes the page draws follow the bag
+``../shared/eval/human7``, and the page in headless Chromium driven by Selenium: the operator drags a box over the
+walker on the displayed frame, the tracker starts on that frame (by its stamp), and the boxes the page draws follow
+the walker
 (IoU with the ground truth, got10k toolkit). Then the page's reset buttons, a Detection2DArray with two targets, and
 the HTTP answers of the JSON API to bad requests.
 
@@ -20,10 +21,12 @@ from conftest import make_stamp, start_tracker_node, wait_for
 from console_helpers import ConsoleProcess, chromium_driver, drag_box, page_boxes
 from node_io_helpers import Feeder, det_box, real_frames
 
-SEQUENCE = 'bag'
-FRAMES = 31               # frame 0 for the drag, 30 tracked
-MIN_IOU = 0.4             # every tracked frame (measured >= 0.49; a box left at the init box: 0.24 mean, 0 min)
-MIN_MEAN_IOU = 0.55       # over the tracked frames (measured 0.655; the model holds the bag, README's table)
+SEQUENCE, WIDTH, HEIGHT = 'human7', 320, 240
+TARGET = 'walker'
+FRAMES = 61               # frame 0 for the drag, 60 tracked
+MIN_IOU = 0.05            # every tracked frame (shipped model, torch: >= 0.145; a box left at the init box: 0 min)
+MIN_MEAN_IOU = 0.5        # over the tracked frames (measured 0.635 by stark_ros.evaluate, torch; the init box held:
+                          # 0.392)
 
 
 def _stamp_text(stamp):
@@ -82,7 +85,7 @@ def _message(driver):
 def test_page_shows_the_image_and_the_diagnostics(session):
     driver = session['driver']
     _show(session, session['msgs'][0])
-    assert driver.find_element('id', 'view').get_attribute('data-width') == '480'
+    assert driver.find_element('id', 'view').get_attribute('data-width') == str(WIDTH)
     assert wait_for(lambda: 'Hz' in _text(driver, 'diag-input') and _text(driver, 'diag-level') == 'OK', 5.0), \
         (_text(driver, 'diag-level'), _text(driver, 'diag-input'))
     assert 'idle' in _text(driver, 'diag-message')
@@ -92,7 +95,7 @@ def test_page_shows_the_image_and_the_diagnostics(session):
 def test_drag_starts_the_tracker_on_the_shown_frame(session):
     driver, tracker, msgs = session['driver'], session['tracker'], session['msgs']
     _show(session, msgs[0])
-    driver.find_element('id', 'target-id').send_keys('bag')
+    driver.find_element('id', 'target-id').send_keys(TARGET)
     gt0 = tuple(float(v) for v in session['gt'][0])
 
     def next_frame_arrives():
@@ -101,7 +104,7 @@ def test_drag_starts_the_tracker_on_the_shown_frame(session):
         assert session['feeder'].publish(msgs[1])
         time.sleep(0.5)
         assert _shown_stamp(driver) == _stamp_text(msgs[0].header.stamp)
-    drag_box(driver, gt0, 480, during=next_frame_arrives)
+    drag_box(driver, gt0, WIDTH, during=next_frame_arrives)
     assert wait_for(lambda: _message(driver)[0] in ('true', 'false'), 20.0), _message(driver)
     success, text = _message(driver)
     assert success == 'true', text
@@ -117,17 +120,17 @@ def test_page_boxes_follow_the_target(session):
     ious = []
     for t in range(2, FRAMES):
         det = feeder.feed(msgs[t])
-        assert det is not None and det.id == 'bag', t
+        assert det is not None and det.id == TARGET, t
         want = _stamp_text(msgs[t].header.stamp)
-        assert wait_for(lambda: page_boxes(driver).get('bag', {}).get('stamp') == want, 5.0, 0.05), \
+        assert wait_for(lambda: page_boxes(driver).get(TARGET, {}).get('stamp') == want, 5.0, 0.05), \
             (t, page_boxes(driver))
-        shown = page_boxes(driver)['bag']
+        shown = page_boxes(driver)[TARGET]
         assert np.allclose(shown['box'], det_box(det), atol=1e-3), (shown, det_box(det))
-        assert shown['state'] == 'tracking' and 0.0 <= shown['score'] <= 1.0
+        assert shown['state'] in ('tracking', 'uncertain', 'lost') and 0.0 <= shown['score'] <= 1.0
         ious.append(float(rect_iou(np.array([shown['box']]), np.array([gt[t]]))[0]))
     assert min(ious) > MIN_IOU and np.mean(ious) > MIN_MEAN_IOU, np.round(ious, 3)
     row = driver.execute_script("return document.querySelector('#targets tr.target-row').textContent")
-    assert row.startswith('bag') and 'tracking' in row
+    assert row.startswith(TARGET) and any(state in row for state in ('tracking', 'uncertain', 'lost'))
     assert wait_for(lambda: 'tracking' in _text(driver, 'diag-message'), 3.0), _text(driver, 'diag-message')
 
 
@@ -139,10 +142,10 @@ def test_reset_buttons(session):
     if button:
         driver.find_element('id', 'reset-all').click()
     else:
-        driver.find_element('css selector', '#targets tr[data-id="bag"] button.reset-one').click()
+        driver.find_element('css selector', '#targets tr[data-id="walker"] button.reset-one').click()
     assert wait_for(lambda: _message(driver)[0] == 'true', 10.0), _message(driver)
     assert not tracker.stats()['tracking']
-    assert wait_for(lambda: 'bag' not in page_boxes(driver), 3.0)
+    assert wait_for(lambda: TARGET not in page_boxes(driver), 3.0)
 
 
 def test_detection_arrays_show_every_target(session):
@@ -184,7 +187,7 @@ def _request(url, body=None, content_type='application/json', headers=None):
 
 
 @pytest.mark.parametrize('path, body, kind, status, words', [
-    ('api/init', {'box': [470, 10, 20, 20]}, 'json', 400, ['not inside', '480 x 360']),
+    ('api/init', {'box': [310, 10, 20, 20]}, 'json', 400, ['not inside', '320 x 240']),
     ('api/init', {'box': [10, 10, float('nan'), 20]}, 'json', 400, ['finite']),
     ('api/init', {'box': [10, 10, 20, 20], 'stamp': {'sec': 1, 'nanosec': 2}}, 'json', 400, ['no image with stamp']),
     ('api/init', {'box': [10, 10, 20, 20], 'id': 'a\nb'}, 'json', 400, ['printable']),
@@ -225,7 +228,7 @@ def test_api_serves_nothing_else(session):
     assert _request(url + 'static/../node.py')[0] == 404
     code, raw = _request(url + 'api/state')
     state = json.loads(raw)
-    assert code == 200 and state['frame']['width'] == 480 and state['services']['init_target'] is True
+    assert code == 200 and state['frame']['width'] == WIDTH and state['services']['init_target'] is True
 
 
 def test_compressed_input_is_shown_as_sent(ros_runner, ros_namespace):

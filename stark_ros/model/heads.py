@@ -56,16 +56,14 @@ class CornerPredictor(nn.Module):
         prob = F.softmax(score_map.reshape(score_map.shape[0], -1), dim=1)
         return (self.coord_x * prob).sum(dim=1), (self.coord_y * prob).sum(dim=1)
 
-    def forward(self, x):
-        return self.forward_with_maps(x)[0]
-
-    def forward_with_maps(self, x):
-        """:meth:`forward` that also returns the raw score maps: ``(corners (B, 4), (map_tl, map_br))``, each map
-        (B, 1, feat_sz, feat_sz)."""
+    def forward(self, x, return_maps=False):
+        """(B, C, feat_sz, feat_sz) -> (B, 4) corners; with ``return_maps`` also the raw score maps:
+        ``(corners, (map_tl, map_br))``, each map (B, 1, feat_sz, feat_sz)."""
         score_tl, score_br = self.score_maps(x)
         x_tl, y_tl = self.soft_argmax(score_tl)
         x_br, y_br = self.soft_argmax(score_br)
-        return torch.stack((x_tl, y_tl, x_br, y_br), dim=1) / self.img_sz, (score_tl, score_br)
+        corners = torch.stack((x_tl, y_tl, x_br, y_br), dim=1) / self.img_sz
+        return (corners, (score_tl, score_br)) if return_maps else corners
 
 
 class CornerPeakScoreHead(nn.Module):

@@ -174,7 +174,7 @@ class Stark(nn.Module):
         att = torch.matmul(enc, dec)                                 # (B, HW, Nq)
         opt = (enc.unsqueeze(-1) * att.unsqueeze(-2)).permute(0, 3, 2, 1).contiguous()  # (B, Nq, C, HW)
         batch, num_queries, channels, _ = opt.shape
-        corners, maps = self.box_head.forward_with_maps(opt.view(-1, channels, self.feat_sz, self.feat_sz))
+        corners, maps = self.box_head(opt.view(-1, channels, self.feat_sz, self.feat_sz), return_maps=True)
         return xyxy_to_cxcywh(corners).view(batch, num_queries, 4), maps
 
     def forward(self, template_images, template_masks, search_image, search_mask):

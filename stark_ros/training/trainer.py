@@ -185,8 +185,13 @@ class Trainer:
                                      shuffle=False, drop_last=True)
         generator = torch.Generator().manual_seed(shuffle_seed)
         workers = self.config['data']['num_workers']
+        # Workers start from a fork server (a fresh interpreter), never by fork() of this process: fork() runs the
+        # pthread_atfork handlers of every library loaded here (OpenMP, oneTBB, DDS, ...) and copies their threads'
+        # locks in whatever state they are; in a process with many such threads (a ROS node, a test session) that
+        # crashed it (SIGSEGV in the parent, test suite 2026-12-06).
         return DataLoader(dataset, batch_size=self.config['train']['batch_size'], sampler=sampler, drop_last=True,
-                          num_workers=workers, pin_memory=self.context.device.type == 'cuda', generator=generator)
+                          num_workers=workers, pin_memory=self.context.device.type == 'cuda', generator=generator,
+                          multiprocessing_context='forkserver' if workers > 0 else None)
 
     def train_epoch(self, epoch):
         """One epoch over this process's share of the samples; returns the epoch's mean terms (all processes)."""
