@@ -211,7 +211,7 @@ def test_max_targets(setup, frames):
 
 
 def test_status_lost_and_publish_when_lost(setup, frames):
-    """Thresholds above every score (the shipped model's are about 0.48): the target is lost after
+    """Thresholds above every score (0.99; the shipped model's stay below 0.9): the target is lost after
     lost_after_frames images; its detections keep flowing with the status saying lost, and stop (status kept) with
     publish_when_lost false. Refused: lost_threshold above uncertain_threshold."""
     from rclpy.parameter import Parameter
@@ -227,17 +227,22 @@ def test_status_lost_and_publish_when_lost(setup, frames):
         first = _msg(images[0])
         _buffer(node, harness, first)
         assert _init(harness, first, gt_box, 'bag').success
-        states, factors = [], []
+        states, factors, sides = [], [], []
         for t in range(1, 4):
             array, status, singles = _feed(node, harness, _msg(images[t]))
             entry, = status.targets
             states.append(entry.state)
             factors.append(entry.search_factor)
+            sides.append(entry.search_region.size_x)
             assert [d.id for d in array.detections] == ['bag'] and len(singles) == 1
             assert abs(array.detections[0].results[0].hypothesis.score - entry.score) < 1e-6
             assert entry.frames_since_confident == t
         assert states == ['uncertain', 'lost', 'lost'], states
-        assert factors[0] == factors[1] == 5.0 and factors[2] > 5.0, factors   # the search widens once lost
+        # the search widens once lost, unless the normal search region already spans the image (the growth is capped
+        # at a region of side 2 x max(width, height); the shipped model's box on bag can be that large)
+        height, width = images[0].shape[:2]
+        assert factors[0] == factors[1] == 5.0, factors
+        assert factors[2] > 5.0 or sides[2] >= 2 * max(width, height) - 1e-3, (factors, sides)
         assert node.set_parameters([Parameter('publish_when_lost', value=False)])[0].successful
         array, status, singles = _feed(node, harness, _msg(images[4]))
         assert array.detections == [] and singles == []
