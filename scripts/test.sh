@@ -23,5 +23,13 @@ export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 
 # -ra: say why tests were skipped/xfailed; --timeout: a hung ROS test fails instead of eating CI time.
 # pytest's exit status is returned as is (5 = no test collected counts as a failure).
-if [ "$#" -eq 0 ]; then set -- test; fi
-exec "$VENV/bin/python" -m pytest -q -ra --durations=10 --timeout=900 -p no:cacheprovider "$@"
+PYTEST=("$VENV/bin/python" -m pytest -q -ra --durations=10 --timeout=900 -p no:cacheprovider)
+if [ "$#" -gt 0 ]; then exec "${PYTEST[@]}" "$@"; fi
+# Without arguments: the training tests run in a second pytest process. In one process with everything else (after
+# the ROS, openvino and browser tests have loaded their libraries and threads) the interpreter died with SIGSEGV in
+# test_training_loop.py (twice, 2026-12-06; each of those tests passes on its own and with the tracker tests).
+# Root cause not found yet; both processes must pass.
+status=0
+"${PYTEST[@]}" test --ignore-glob='test/test_training_*.py' || status=$?
+"${PYTEST[@]}" test/test_training_*.py || { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
+exit "$status"
