@@ -8,7 +8,6 @@ import sys
 import threading
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 
 from stark_ros.ros import compat
 
@@ -89,23 +88,7 @@ def main(args=None):
         return 1
     node.get_logger().info('operator console on %s (tracker %s)' % (url, node.tracker_name))
     print('stark_ros console: %s' % url, flush=True)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, compat.ExternalShutdownException):
-        pass
-    except Exception:  # noqa: BLE001 - the shutdown race of tracker_node.main
-        if rclpy.ok():
-            raise
-    finally:
-        compat.ignore_interrupts_from_now_on()
-        server.stop()
-        executor.remove_node(node)
-        node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-        compat.ignore_interrupts_from_now_on()
+    compat.spin_until_shutdown(node, before_destroy=server.stop)
     return 0
 
 

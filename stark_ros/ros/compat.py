@@ -16,6 +16,7 @@ rclpy fails no import.
 """
 import signal
 
+import rclpy
 from rclpy import executors, subscription
 from rclpy.node import Node
 from rclpy.subscription import Subscription
@@ -93,3 +94,35 @@ def ignore_interrupts_from_now_on():
     late SIGINT would kill the process with status -2, as seen with Jazzy under load).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def spin_until_shutdown(node, before_destroy=None):
+    """Spin ``node`` on a :class:`rclpy.executors.SingleThreadedExecutor` until rclpy shuts down, then destroy it.
+
+    Ends quietly on SIGINT / external shutdown, and on the shutdown race of Jazzy's executor (an RCLError "the given
+    context is not valid" when SIGINT shuts the context down between its ok() check and building the wait set);
+    any other exception while rclpy is still up is re-raised. From the first step of the clean-up SIGINT is ignored
+    (:func:`ignore_interrupts_from_now_on`), before and after rclpy uninstalls its handlers.
+
+    Args:
+        node: an rclpy node, already created in the default context (``rclpy.init`` done).
+        before_destroy: optional callable run first in the clean-up (e.g. stop a web server).
+    """
+    executor = executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:  # noqa: BLE001 - re-raised unless it is the shutdown race above
+        if rclpy.ok():
+            raise
+    finally:
+        ignore_interrupts_from_now_on()     # a second SIGINT may come any time now, even in finalisation
+        if before_destroy is not None:
+            before_destroy()
+        executor.remove_node(node)
+        node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+        ignore_interrupts_from_now_on()     # again, whatever rclpy restored when it uninstalled its handlers

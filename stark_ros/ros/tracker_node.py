@@ -72,7 +72,6 @@ import rclpy
 import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.task import Future
@@ -693,24 +692,7 @@ def main(args=None):
         rclpy.logging.get_logger(NODE_NAME).fatal('cannot start: %s: %s' % (type(err).__name__, err))
         rclpy.try_shutdown()
         return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, compat.ExternalShutdownException):
-        pass
-    except Exception:  # noqa: BLE001 - re-raised unless it is the shutdown race below
-        # Jazzy's executor can raise RCLError ("the given context is not valid") when SIGINT shuts the context
-        # down between its ok() check and building the wait set: that is a shutdown, not a failure.
-        if rclpy.ok():
-            raise
-    finally:
-        compat.ignore_interrupts_from_now_on()  # a second SIGINT may come any time now, even in finalisation
-        executor.remove_node(node)
-        node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-        compat.ignore_interrupts_from_now_on()  # again, whatever rclpy restored when it uninstalled its handlers
+    compat.spin_until_shutdown(node)
     return 0
 
 
