@@ -87,19 +87,65 @@ def test_demo_follows_the_rabbit_while_it_crouches(demo_run):
         assert inside and iou >= 0.2, 'frame %d: box %s, rabbit %s, IoU %.2f' % (max(near), box, label, iou)
 
 
-def test_demo_writes_an_annotated_video(demo_run):
+def test_demo_reports_the_target_state_of_every_detection(demo_run):
+    """Every detection row carries the target's status from ``status`` (state, frames since the last confident
+    frame, search area factor, search region around the box's previous position), and the printed counts of
+    frames per state add up to the processed frames."""
     run, out = demo_run
     assert run.returncode == 0, run.stdout + run.stderr
+    with open(out / 'detections.csv') as f:
+        rows = list(csv.DictReader(f))
+    states = [r['state'] for r in rows]
+    assert set(states) <= {'tracking', 'uncertain', 'lost'}, 'a detection without its status: %s' % set(states)
+    counts = {s: states.count(s) for s in ('tracking', 'uncertain', 'lost')}
+    assert 'target states:    tracking %(tracking)d, uncertain %(uncertain)d, lost %(lost)d' % counts in run.stdout
+    for row in rows:
+        side = float(row['search_w'])
+        assert side == float(row['search_h']) and side > max(float(row['w']), float(row['h']))
+        assert float(row['search_factor']) >= 1.0 and int(row['frames_since_confident']) >= 0
+        if row['state'] == 'tracking':          # tracking means a confident frame lately (hysteresis in frames)
+            assert int(row['frames_since_confident']) < 5
+
+
+def _vertical_edges(bgr, box):
+    """Pixels of the left and right sides of a drawn box (inside the image), away from the corners and label."""
+    x, y, w, h = box
+    height, width = bgr.shape[:2]
+    ys = np.arange(max(0, round(y) + 3), min(height, round(y + h) - 2))
+    cols = [c for c in (round(x), round(x + w)) if 0 <= c < width]
+    return np.concatenate([bgr[ys, c] for c in cols]).astype(int)
+
+
+def test_demo_writes_an_annotated_video_with_the_states(demo_run):
+    """annotated.mp4 has every played frame; on each processed frame the box is drawn in its state's colour
+    (:data:`stark_ros.ros.debug_image.STATE_COLOURS`, which the node's debug image uses), after MPEG-4 coding."""
+    from stark_ros.ros.debug_image import box_colour
+    run, out = demo_run
+    assert run.returncode == 0, run.stdout + run.stderr
+    with open(out / 'detections.csv') as f:
+        rows = {int(r['frame']): r for r in csv.DictReader(f)}
     capture = cv2.VideoCapture(str(out / 'annotated.mp4'))
+    checked = 0
     try:
         assert capture.isOpened()
         count = 0
-        while capture.read()[0]:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            row = rows.get(count)
+            if row is not None:
+                edges = _vertical_edges(bgr, tuple(float(row[k]) for k in 'xywh'))
+                distance = np.abs(edges - np.array(box_colour(row['state']))).mean(axis=1)
+                assert np.median(distance) < 30 and (distance < 60).mean() > 0.9, \
+                    'frame %d: box not drawn in the colour of state %s' % (count, row['state'])
+                checked += 1
             count += 1
         assert count == FRAMES
         assert int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == WIDTH
     finally:
         capture.release()
+    assert checked == len(rows)
 
 
 def test_demo_rejects_bad_input(tmp_path):

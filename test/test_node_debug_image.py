@@ -1,6 +1,6 @@
 """``~/debug_image``: rendered only while someone subscribes (counted by the node, no mock), published with the
-source image's header, the box drawn where the detection says; ``~/debug_image/compressed`` decodes to the same
-picture. Real DDS, shipped lite0 model, real frames of ``../shared/eval/bag``."""
+source image's header, the box drawn where the detection says in the colour of the target's state on ``status``;
+``~/debug_image/compressed`` decodes to the same picture. Real DDS, shipped lite0 model, real frames of ``../shared/eval/bag``."""
 import queue
 
 import cv2
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import wait_for
 from node_io_helpers import Feeder, det_box, real_frames
-from stark_ros.ros.debug_image import BOX_COLOUR
+from stark_ros.ros.debug_image import BOX_COLOUR, STATE_COLOURS, box_colour, render_debug
 
 
 @pytest.fixture(scope='module')
@@ -47,7 +47,9 @@ def test_no_subscriber_no_rendering_then_the_box_drawn_with_the_image_header(set
         assert feeder.feed(msg) is not None
     assert node.stats()['debug_renders'] == 0, 'rendered without a subscriber'
 
-    raw, compressed = queue.Queue(), queue.Queue()
+    from stark_ros_msgs.msg import TargetStatusArray
+    raw, compressed, statuses = queue.Queue(), queue.Queue(), queue.Queue()
+    status_sub = feeder.node.create_subscription(TargetStatusArray, 'status', statuses.put, 10)
     raw_sub = feeder.node.create_subscription(Image, 'stark_tracker/debug_image', raw.put, 10)
     compressed_sub = feeder.node.create_subscription(CompressedImage, 'stark_tracker/debug_image/compressed',
                                                      compressed.put, 10)
@@ -65,9 +67,13 @@ def test_no_subscriber_no_rendering_then_the_box_drawn_with_the_image_header(set
         assert (image.width, image.height) == (msg.width, msg.height)
         bgr = image_msg_to_array(image)
         source = images[index]
+        status = statuses.get(timeout=20.0)
+        while status.header.stamp != msg.header.stamp:
+            status = statuses.get(timeout=20.0)
+        colour = box_colour(status.targets[0].state)
         edges = _edge_pixels(bgr, det_box(det))
-        assert (edges == BOX_COLOUR).all(axis=1).mean() > 0.95          # the box is drawn where the detection is
-        assert (_edge_pixels(source, det_box(det)) == BOX_COLOUR).all(axis=1).mean() < 0.05   # not the photo's
+        assert (edges == colour).all(axis=1).mean() > 0.95      # the box is drawn where the detection is, in its state's colour
+        assert (_edge_pixels(source, det_box(det)) == colour).all(axis=1).mean() < 0.05   # not the photo's
         changed = np.any(bgr != source, axis=2)
         assert changed.mean() < 0.1          # only lines and the label are drawn: the photo is otherwise intact
 
@@ -81,6 +87,23 @@ def test_no_subscriber_no_rendering_then_the_box_drawn_with_the_image_header(set
     assert node.stats()['debug_renders'] == 2
     feeder.node.destroy_subscription(raw_sub)
     feeder.node.destroy_subscription(compressed_sub)
+    feeder.node.destroy_subscription(status_sub)
     assert wait_for(lambda: not node._debug.wanted(), 20.0)
     assert feeder.feed(msgs[6]) is not None
     assert node.stats()['debug_renders'] == 2, 'rendered after the subscribers left'
+
+
+def test_box_colour_and_label_follow_the_target_state():
+    """Each state draws its own colour (the demo's annotated video uses the same renderer); unknown states are
+    refused; the label names the state (the label area differs between states' texts)."""
+    rgb = np.full((120, 160, 3), 90, np.uint8)
+    box = (40.0, 50.0, 60.0, 40.0)
+    assert len({STATE_COLOURS[s] for s in ('tracking', 'uncertain', 'lost')}) == 3
+    assert box_colour(None) == BOX_COLOUR
+    for state, colour in STATE_COLOURS.items():
+        bgr = render_debug(rgb, box, 'walker', 0.42, (20.0, 30.0, 100.0, 100.0), state=state)
+        assert (_edge_pixels(bgr, box) == colour).all(axis=1).mean() > 0.95
+    text = [(render_debug(rgb, box, 'walker', 0.42, state=s)[:50] == 0).all(axis=2) for s in ('tracking', 'lost')]
+    assert text[0].any() and np.any(text[0] != text[1])     # black label text, different words
+    with pytest.raises(ValueError, match='unknown target state'):
+        render_debug(rgb, box, 'walker', 0.42, state='gone')

@@ -31,21 +31,35 @@ def _hermetic_dds():
 
 
 class DetectionCollector:
-    """Subscribes to ``detection`` and records (receipt time ns, message) pairs."""
+    """Subscribes to ``detection`` and records (receipt time ns, message) pairs, and to ``status``
+    (``stark_ros_msgs/TargetStatusArray``) and records each target's status by image stamp (ns)."""
 
     def __init__(self, node):
+        from stark_ros_msgs.msg import TargetStatusArray
         from vision_msgs.msg import Detection2D
         self.lock = threading.Lock()
         self.received = []
+        self.statuses = {}
         self.subscription = node.create_subscription(Detection2D, 'detection', self._on_detection, 100)
+        self.status_subscription = node.create_subscription(TargetStatusArray, 'status', self._on_status, 100)
 
     def _on_detection(self, msg):
         with self.lock:
             self.received.append((time.time_ns(), msg))
 
+    def _on_status(self, msg):
+        from stark_ros.ros.messages import stamp_to_ns
+        with self.lock:
+            self.statuses[stamp_to_ns(msg.header.stamp)] = {s.id: s for s in msg.targets}
+
     def snapshot(self):
         with self.lock:
             return list(self.received)
+
+    def status_snapshot(self):
+        """Image stamp (ns) -> {target id: ``stark_ros_msgs/TargetStatus``}."""
+        with self.lock:
+            return dict(self.statuses)
 
 
 def _alive(process):
@@ -81,6 +95,7 @@ class PipelineRun:
         synthetic: the node ran synthetic weights.
         init_message: the node's answer to ``~/init_target``.
         node_log: the node process's log (``node_process=True``; '' otherwise).
+        statuses: image stamp (ns) -> {target id: ``stark_ros_msgs/TargetStatus``} from the ``status`` topic.
     """
 
     played: int
@@ -91,6 +106,7 @@ class PipelineRun:
     synthetic: bool
     init_message: str
     node_log: str = ''
+    statuses: dict = None
 
 
 def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node_process=False, namespace=None):
@@ -189,13 +205,15 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
             synthetic = 'SYNTHETIC' in process.log_text()
         else:
             _wait(lambda: not tracker_node.stats()['busy'] and tracker_node.stats()['pending'] == 0, 30.0)
-            _wait(lambda: len(collector.snapshot()) >= tracker_node.stats()['processed'], 5.0)
+            _wait(lambda: len(collector.snapshot()) >= tracker_node.stats()['processed']
+                  and len(collector.status_snapshot()) >= tracker_node.stats()['processed'], 5.0)
             detections, stats = collector.snapshot(), tracker_node.stats()
             synthetic = tracker_node.tracker.synthetic_weights
             stats['timing'] = tracker_node.timing()
             info = getattr(tracker_node.tracker, 'info', {})
             stats['engine'] = (info.get('variant'), info.get('backend'), info.get('precision'))
-        run = PipelineRun(played, play_seconds, detections, frame_of_stamp, stats, synthetic, response.message)
+        run = PipelineRun(played, play_seconds, detections, frame_of_stamp, stats, synthetic, response.message,
+                          statuses=collector.status_snapshot())
     finally:
         if executor is not None:
             executor.shutdown()

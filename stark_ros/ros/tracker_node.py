@@ -650,7 +650,7 @@ class TrackerNode(Node):
             self._timings.append((frame.received_ns - frame.stamp_ns) / 1e6, (started_ns - frame.received_ns) / 1e6,
                                  1000.0 * (time.perf_counter() - started), track_ms)
         if self._debug.wanted():        # after the detections: never part of their latency
-            self._debug.publish_many(frame.msg.header, rgb, [(r.box, i, r.score, r.search_region)
+            self._debug.publish_many(frame.msg.header, rgb, [(r.box, i, r.score, r.search_region, r.target_state)
                                                              for i, r in results.items()])
             with self._cond:
                 self._counts['debug_renders'] += 1
