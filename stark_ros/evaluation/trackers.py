@@ -19,7 +19,10 @@ from ..errors import StarkError
 KINDS = ('static', 'csrt', 'kcf', 'stark')
 #: options a ``stark`` spec accepts (keys as on the command line, ``-`` or ``_``), with their types
 STARK_OPTIONS = {'checkpoint': str, 'variant': str, 'device': str, 'backend': str, 'precision': str,
-                 'update_interval': int, 'score_threshold': float, 'seed': int}
+                 'update_interval': int, 'score_threshold': float, 'seed': int, 'redetection': str}
+#: values of the ``redetection`` option: the node's target-state monitor with its wider search while lost (``on``),
+#: the monitor without the wider search (``off``); without the option STARK runs as released (no monitor).
+REDETECTION_MODES = ('on', 'off')
 
 
 class StaticTracker:
@@ -92,8 +95,14 @@ class StarkAdapter:
     ``backend='auto'`` (the default) is resolved by :func:`stark_ros.backends.resolve_backend`; ``description`` (the
     line the evaluation logs for the tracker) names the engine used.
 
+    ``redetection`` (None, ``'on'`` or ``'off'``): None runs STARK as released. ``'on'`` gives the tracker the
+    node's per-target state machine (:class:`~stark_ros.tracker.target_state.TargetMonitor`, default
+    :class:`~stark_ros.tracker.target_state.MonitorParams`, reset at every ``initialize``): the dynamic template is
+    refreshed only while ``tracking`` and the search region grows while ``lost``; ``'off'`` is the same state machine
+    without the growth (``lost_search_growth`` 1), so the two isolate what re-detection adds.
+
     Raises (on construction):
-        CheckpointError / ValueError: as ``StarkTracker.from_checkpoint``.
+        CheckpointError / ValueError: as ``StarkTracker.from_checkpoint``; ValueError: an unknown ``redetection``.
     """
 
     bgr = False
@@ -101,12 +110,19 @@ class StarkAdapter:
     score = None
 
     def __init__(self, checkpoint=None, variant='auto', device='cpu', backend='auto', precision=None,
-                 update_interval=200, score_threshold=0.5, seed=0):
+                 update_interval=200, score_threshold=0.5, seed=0, redetection=None):
         from ..tracker import StarkTracker, TrackerParams
+        if redetection is not None and redetection not in REDETECTION_MODES:
+            raise ValueError('STARK option redetection: %r is not one of %s' % (redetection,
+                                                                                ', '.join(REDETECTION_MODES)))
         params = TrackerParams(update_interval=update_interval, score_threshold=score_threshold)
         self.tracker = StarkTracker.from_checkpoint(checkpoint, variant, device, params, seed=seed, backend=backend,
                                                     precision=precision)
         self.tracker.warm_up()
+        if redetection is not None:
+            from ..tracker.target_state import MonitorParams, TargetMonitor
+            growth = {} if redetection == 'on' else {'lost_search_growth': 1.0}
+            self.tracker.monitor = TargetMonitor(MonitorParams(**growth))
         info = self.tracker.info
         self.synthetic = self.tracker.synthetic_weights
         self.backend = info.get('backend', backend)
@@ -114,6 +130,8 @@ class StarkAdapter:
             info.get('variant'), 'SYNTHETIC weights' if self.synthetic else info['checkpoint'], self.backend,
             ' [backend auto]' if info.get('requested_backend') == 'auto' else '',
             info.get('precision', precision or 'fp32'), ', ' + info['device'] if 'device' in info else '')
+        if redetection is not None:
+            self.description += ', target states, re-detection %s' % redetection
 
     def initialize(self, image, box):
         self.tracker.initialize(image, box)
