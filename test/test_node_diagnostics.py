@@ -125,3 +125,22 @@ def test_diagnostics_ok_warn_error(setup):
     assert wait_for(done.done, 10.0) and done.result().success
     idle = _next_status(statuses, lambda s: s.level == DiagnosticStatus.OK)
     assert idle is not None and 'no target' in idle.message
+
+
+def test_per_target_states_in_message_and_values_without_changing_the_level():
+    """Several targets: each one's state, score and frames since its last confident image are values of the status
+    and named in the message; a lost target is the scene, not the node's health, so the level stays OK."""
+    from stark_ros.ros import diagnostics
+    targets = (diagnostics.TargetHealth('ball', 'tracking', 0.91, 0),
+               diagnostics.TargetHealth('dog', 'lost', 0.08, 12))
+    snap = diagnostics.Snapshot(25.0, 24.0, 40.0, {}, {'processed': 100}, 0.04, 'ball, dog', 0.91,
+                                (1.0, 2.0, 3.0, 4.0), 'lite0, openvino backend, cpu', targets)
+    level, message = diagnostics.assess(snap, diagnostics.Thresholds())
+    assert level == diagnostics.OK
+    assert message == "2 target(s) at 24.0 Hz: 'ball' tracking, 'dog' lost"
+    values = dict(diagnostics.key_values(snap))
+    assert values['target dog state'] == 'lost' and values['target dog score'] == '0.080'
+    assert values['target dog frames since confident'] == '12' and values['target ball state'] == 'tracking'
+    # the health rules still apply with lost targets
+    late = diagnostics.Snapshot(25.0, 24.0, 900.0, {}, {}, 0.04, 'dog', None, None, '', targets[1:])
+    assert diagnostics.assess(late, diagnostics.Thresholds())[0] == diagnostics.WARN

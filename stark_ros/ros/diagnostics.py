@@ -1,6 +1,7 @@
 """The node's ``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics``: one ``DiagnosticStatus`` per second, named
-after the node, with the frame rates, the latency, the counters and the tracking state, and a level from
-documented thresholds (parameters ``diagnostics_*``, see :mod:`stark_ros.ros.parameters`).
+after the node, with the frame rates, the latency, the counters and every target's state (``tracking``,
+``uncertain``, ``lost``, :mod:`stark_ros.tracker.target_state`), and a level from documented thresholds
+(parameters ``diagnostics_*``, see :mod:`stark_ros.ros.parameters`).
 
 Levels, first match wins (:func:`assess`):
 
@@ -11,10 +12,17 @@ Levels, first match wins (:func:`assess`):
   published) is above ``diagnostics_max_latency_ms``; or malformed images arrived in the window.
 * OK otherwise, including while no target is set (the node is idle, waiting for ``~/init_target``).
 
+A target's state does not change the level: a lost target is a fact about the scene (the object left, or the
+model lost it), not about the node's health, and a robot's diagnostic aggregator should not raise WARN whenever a
+person walks out of view. The states are in the message (``2 target(s) at 25.0 Hz: 'a' tracking, 'b' lost``) and
+in per-target values (``target <id> state``, ``target <id> score``, ``target <id> frames since confident``), and
+on the ``status`` topic at the image rate.
+
 A model that fails to load stops the node at start-up (FATAL log, exit status 1), before it can publish anything:
 a diagnostic aggregator then reports the node's status as stale.
 """
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 #: Period of the diagnostics timer, seconds (the ROS convention: 1 Hz).
 PERIOD_SEC = 1.0
@@ -41,6 +49,23 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class TargetHealth:
+    """One target at its last tracked image.
+
+    Attributes:
+        target_id: the target's id.
+        state: 'tracking', 'uncertain' or 'lost' (None: a tracker without a state machine).
+        score: confidence score in [0, 1] of its last detection (None: no score head).
+        frames_since_confident: tracked images since its last confident one (None: unknown).
+    """
+
+    target_id: str
+    state: Optional[str] = None
+    score: Optional[float] = None
+    frames_since_confident: Optional[int] = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What the node knows at one diagnostics tick.
 
@@ -54,6 +79,7 @@ class Snapshot:
         last_score: confidence of the last detection (None: none yet, or no score head).
         last_box: (x, y, w, h) pixels of the last detection, or None.
         model: short description of the tracker (variant, backend, device).
+        targets: :class:`TargetHealth` per target with a tracked image, in target order.
     """
 
     input_hz: float
@@ -66,6 +92,7 @@ class Snapshot:
     last_score: object
     last_box: object
     model: str
+    targets: Tuple[TargetHealth, ...] = ()
 
 
 def describe_tracker(tracker):
@@ -96,7 +123,10 @@ def assess(snap, limits):
         return WARN, '; '.join(warnings)
     if not tracking:
         return OK, 'idle: no target set'
-    return OK, 'tracking %r at %.1f Hz' % (snap.target_id, snap.processed_hz)
+    if not snap.targets:
+        return OK, 'tracking %r at %.1f Hz' % (snap.target_id, snap.processed_hz)
+    return OK, '%d target(s) at %.1f Hz: %s' % (len(snap.targets), snap.processed_hz, ', '.join(
+        '%r %s' % (t.target_id, t.state or 'tracking') for t in snap.targets))
 
 
 def key_values(snap):
@@ -123,7 +153,10 @@ def key_values(snap):
         ('last box (x y w h px)', '' if snap.last_box is None else '%.1f %.1f %.1f %.1f' % tuple(snap.last_box)),
         ('debug image renders', str(totals.get('debug_renders', 0))),
         ('model', snap.model),
-    ]
+    ] + [item for t in snap.targets for item in (
+        ('target %s state' % t.target_id, t.state or 'tracking'),
+        ('target %s score' % t.target_id, number(t.score, '%.3f')),
+        ('target %s frames since confident' % t.target_id, number(t.frames_since_confident, '%d')))]
 
 
 def make_diagnostics(name, hardware_id, snap, limits, stamp):
