@@ -48,6 +48,7 @@ HUMBLE_RCLPY = {
     'Parameter.value': 'Dashing', 'RcutilsLogger.info': 'Dashing', 'RcutilsLogger.warning': 'Foxy',
     'RcutilsLogger.error': 'Dashing', 'RcutilsLogger.fatal': 'Dashing', 'RcutilsLogger.log': 'Dashing',
     'Context.init': 'Dashing', 'Context.shutdown': 'Dashing', 'Context.try_shutdown': 'Galactic',
+    'Node.destroy_subscription': 'Dashing', 'Node.destroy_service': 'Dashing',
 }
 #: Iron-and-later APIs, used only behind a feature check in stark_ros/ros/compat.py -> distribution.
 FALLBACKS = {'Node.add_post_set_parameters_callback': 'Iron', 'Subscription.CallbackType': 'Iron'}
