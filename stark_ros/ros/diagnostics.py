@@ -12,7 +12,9 @@ Levels, first match wins (:func:`assess`):
 * OK otherwise, including while no target is set (the node is idle, waiting for ``~/init_target``).
 
 A model that fails to load stops the node at start-up (FATAL log, exit status 1), before it can publish anything:
-a diagnostic aggregator then reports the node's status as stale.
+a diagnostic aggregator then reports the node's status as stale. The managed node
+(:mod:`stark_ros.ros.lifecycle_node`) publishes only while active: its ``configure`` fails instead, and it stays
+unconfigured.
 """
 from dataclasses import dataclass
 
