@@ -44,6 +44,7 @@ setup(
     entry_points={
         'console_scripts': [
             'tracker_node = stark_ros.ros.tracker_node:main',
+            'lifecycle_tracker_node = stark_ros.ros.lifecycle_node:main',
             'console = stark_ros.console.main:main',
             'stark_track = stark_ros.track:main',
             'stark_demo = stark_ros.demo:main',

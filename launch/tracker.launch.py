@@ -11,15 +11,21 @@ topic: ``console_port`` (default 8080), ``console_host`` (default 127.0.0.1, thi
 ``console_image_transport`` (raw or compressed, as the tracker's ``image_transport``).
 
     ros2 launch stark_ros tracker.launch.py console:=true console_port:=8080
+
+``lifecycle:=true`` starts the managed (lifecycle) node ``lifecycle_tracker_node`` instead of the plain
+``tracker_node`` (the default), with the same name, parameters and remapping: it comes up unconfigured; bring it up
+with ``ros2 lifecycle set /stark_tracker configure`` then ``... activate`` (or a lifecycle manager).
+
+    ros2 launch stark_ros tracker.launch.py lifecycle:=true
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 
@@ -33,15 +39,38 @@ def generate_launch_description():
                               description='torch device: auto, cpu, cuda or cuda:N'),
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
                               description='sensor_msgs/Image topic to track on'),
-        Node(
+        DeclareLaunchArgument('lifecycle', default_value='false',
+                              description='true: start the managed (lifecycle) node lifecycle_tracker_node instead '
+                                          'of tracker_node; it starts unconfigured (ros2 lifecycle set /stark_tracker '
+                                          'configure, then activate)'),
+        GroupAction(
+            condition=UnlessCondition(LaunchConfiguration('lifecycle')),
+            actions=[Node(
+                package='stark_ros',
+                executable='tracker_node',
+                name='stark_tracker',
+                output='screen',
+                parameters=[
+                    config,
+                    {
+                        # value_type=str: an empty or numeric-looking path must stay a string parameter
+                        'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
+                        'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
+                    },
+                ],
+                remappings=[('image', LaunchConfiguration('image_topic'))],
+            )],
+        ),
+        LifecycleNode(
             package='stark_ros',
-            executable='tracker_node',
+            executable='lifecycle_tracker_node',
             name='stark_tracker',
+            namespace='',
             output='screen',
+            condition=IfCondition(LaunchConfiguration('lifecycle')),
             parameters=[
                 config,
                 {
-                    # value_type=str: an empty or numeric-looking path must stay a string parameter
                     'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
                     'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
                 },

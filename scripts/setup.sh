@@ -213,7 +213,8 @@ fi
 # ---------------------------------------------------------------- 5. the stark_ros package
 # Not editable (-e): editable installs skip data_files (share/stark_ros/launch, config, package.xml).
 H="$(hash_inputs setup.py setup.cfg package.xml resource stark_ros launch config)"
-if ! stamp_ok stark_ros "$H" || [ ! -x "$VENV/lib/stark_ros/tracker_node" ]; then
+if ! stamp_ok stark_ros "$H" || [ ! -x "$VENV/lib/stark_ros/tracker_node" ] \
+        || [ ! -x "$VENV/lib/stark_ros/lifecycle_tracker_node" ]; then
     log "installing stark_ros into $VENV (pip install --no-deps .)"
     rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."* "$ROOT"/*.egg-info
     pip_q install --no-deps --no-build-isolation --force-reinstall . \
@@ -221,7 +222,7 @@ if ! stamp_ok stark_ros "$H" || [ ! -x "$VENV/lib/stark_ros/tracker_node" ]; the
     # ros2 run / launch_ros look for executables in PREFIX/lib/PKG (colcon puts them there via
     # setup.cfg); pip puts console scripts in PREFIX/bin, so link them into lib/stark_ros too.
     mkdir -p "$VENV/lib/stark_ros"
-    for exe in tracker_node console stark_track stark_demo stark_evaluate stark_train; do
+    for exe in tracker_node lifecycle_tracker_node console stark_track stark_demo stark_evaluate stark_train; do
         ln -sfn "../../bin/$exe" "$VENV/lib/stark_ros/$exe"
     done
     stamp_set stark_ros "$H"

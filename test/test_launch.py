@@ -120,6 +120,34 @@ def test_launch_file_starts_the_console_on_request(launch_tree):
     assert _const(remap.elts[0]) == 'image' and _const(remap.elts[1].args[0]) == 'image_topic'
 
 
+def test_launch_file_starts_the_managed_node_on_request(launch_tree):
+    """``lifecycle:=true`` starts ``lifecycle_tracker_node`` (a launch_ros LifecycleNode) instead of ``tracker_node``:
+    the plain node sits in a group with UnlessCondition(lifecycle), the managed one has IfCondition(lifecycle), and
+    both get the same name, parameters and remapping. The default (false) starts the plain node only."""
+    from ament_index_python.packages import get_package_prefix
+    args = {_const(c.args[0]): c for c in _calls(launch_tree, 'DeclareLaunchArgument')}
+    assert _const(_kwargs(args['lifecycle'])['default_value']) == 'false'
+    plain = next(n for n in _calls(launch_tree, 'Node') if _const(_kwargs(n)['executable']) == 'tracker_node')
+    group, = _calls(launch_tree, 'GroupAction')
+    assert plain in list(ast.walk(group))
+    unless = _kwargs(group)['condition']
+    assert _calls(unless, 'UnlessCondition') and _const(_calls(unless, 'LaunchConfiguration')[0].args[0]) == 'lifecycle'
+    managed, = _calls(launch_tree, 'LifecycleNode')
+    imported = {(n.module, a.name) for n in ast.walk(launch_tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert ('launch_ros.actions', 'LifecycleNode') in imported
+    kw, plain_kw = _kwargs(managed), _kwargs(plain)
+    assert _const(kw['executable']) == 'lifecycle_tracker_node' and _const(kw['package']) == 'stark_ros'
+    assert _const(kw['name']) == _const(plain_kw['name']) == 'stark_tracker'
+    assert 'namespace' in kw        # required by Humble's launch_ros LifecycleNode
+    condition = kw['condition']
+    assert _calls(condition, 'IfCondition')
+    assert _const(_calls(condition, 'LaunchConfiguration')[0].args[0]) == 'lifecycle'
+    assert ast.dump(kw['parameters']) == ast.dump(plain_kw['parameters'])     # same structure, positions aside
+    assert ast.dump(kw['remappings']) == ast.dump(plain_kw['remappings'])
+    exe = os.path.join(get_package_prefix('stark_ros'), 'lib', 'stark_ros', 'lifecycle_tracker_node')
+    assert os.path.isfile(exe) and os.access(exe, os.X_OK), exe
+
+
 def test_launch_executable_and_config_are_installed(launch_tree, share_dir):
     from ament_index_python.packages import get_package_prefix
     prefix = get_package_prefix('stark_ros')

@@ -103,6 +103,10 @@ def test_diagnostics_ok_warn_error(setup):
         assert float(values['latency p95 (ms)']) > 0.0, values
         assert values['tracking'] == 'true' and 0.0 <= float(values['last score']) <= 1.0, values
         assert values['target id'] == 'target' and int(values['tracked images']) > 0, values
+        assert values['target target state'] in ('tracking', 'uncertain', 'lost'), values     # per-target state
+        assert 0.0 <= float(values['target target score']) <= 1.0, values
+        assert values['target target frames since confident'].isdigit(), values
+        assert "1 target(s) at" in ok.message and "'target' %s" % values['target target state'] in ok.message
         for key in ('dropped frames', 'received images', 'malformed images', 'lost images', 'tracker errors'):
             assert values[key].isdigit(), (key, values)
 

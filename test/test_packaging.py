@@ -24,6 +24,7 @@ DETECTION2D_RIHS01 = 'RIHS01_0d12b69df5c593b3455b7346fac8205437a7d4bcb09b9e0e0b2
 
 EXECUTABLES = {
     'tracker_node': 'stark_ros.ros.tracker_node:main',
+    'lifecycle_tracker_node': 'stark_ros.ros.lifecycle_node:main',
     'console': 'stark_ros.console.main:main',
     'stark_track': 'stark_ros.track:main',
     'stark_demo': 'stark_ros.demo:main',

@@ -5,9 +5,9 @@ Humble has no wheels here, so it cannot run. What is checked, and how:
 
 1. The project's calls are collected from the source (``ast``), not by hand: every ``from rclpy... import`` name,
    every ``rclpy.<name>`` chain, and every attribute accessed in a module that uses rclpy or rcl_interfaces whose
-   name is a member of one of the rclpy classes the code works with (Node, Publisher, Subscription, Service,
-   Client, Executor, Future, Clock, Time, Parameter, the logger, Context) in the rclpy installed here (Kilted or
-   Jazzy); instance attributes set in ``__init__`` count as members.
+   name is a member of one of the rclpy classes the code works with (Node, LifecycleNode, Publisher, Subscription,
+   Service, Client, Executor, Future, Clock, Time, Parameter, the logger, Context) in the rclpy installed here
+   (Kilted or Jazzy); instance attributes set in ``__init__`` count as members.
 2. Each collected ``Class.member`` / ``rclpy.module.name`` must be in :data:`HUMBLE_RCLPY` (the APIs of Humble's
    rclpy the project uses, with the distribution each appeared in), or in :data:`FALLBACKS` and used in
    ``compat.py`` only.
@@ -48,6 +48,11 @@ HUMBLE_RCLPY = {
     'Parameter.value': 'Dashing', 'RcutilsLogger.info': 'Dashing', 'RcutilsLogger.warning': 'Foxy',
     'RcutilsLogger.error': 'Dashing', 'RcutilsLogger.fatal': 'Dashing', 'RcutilsLogger.log': 'Dashing',
     'Context.init': 'Dashing', 'Context.shutdown': 'Dashing', 'Context.try_shutdown': 'Galactic',
+    'Node.destroy_subscription': 'Dashing', 'Node.destroy_service': 'Dashing',
+    # rclpy.lifecycle appeared in rclpy 3.2 (Humble): "Implement managed nodes (#865)"
+    'rclpy.lifecycle.LifecycleNode': 'Humble', 'rclpy.lifecycle.TransitionCallbackReturn': 'Humble',
+    'LifecycleNode.create_lifecycle_publisher': 'Humble', 'LifecycleNode.destroy_lifecycle_publisher': 'Humble',
+    'LifecycleNode.on_activate': 'Humble', 'LifecycleNode.on_deactivate': 'Humble',
 }
 #: Iron-and-later APIs, used only behind a feature check in stark_ros/ros/compat.py -> distribution.
 FALLBACKS = {'Node.add_post_set_parameters_callback': 'Iron', 'Subscription.CallbackType': 'Iron'}
@@ -59,6 +64,7 @@ def _classes():
     import rclpy.context
     import rclpy.executors
     import rclpy.impl.rcutils_logger
+    import rclpy.lifecycle
     import rclpy.node
     import rclpy.parameter
     import rclpy.publisher
@@ -70,7 +76,8 @@ def _classes():
             'Subscription': rclpy.subscription.Subscription, 'Service': rclpy.service.Service,
             'Client': rclpy.client.Client, 'Executor': rclpy.executors.Executor, 'Future': rclpy.task.Future,
             'Clock': rclpy.clock.Clock, 'Time': rclpy.time.Time, 'Parameter': rclpy.parameter.Parameter,
-            'RcutilsLogger': rclpy.impl.rcutils_logger.RcutilsLogger, 'Context': rclpy.context.Context}
+            'RcutilsLogger': rclpy.impl.rcutils_logger.RcutilsLogger, 'Context': rclpy.context.Context,
+            'LifecycleNode': rclpy.lifecycle.LifecycleNode}
 
 
 def _members(cls):

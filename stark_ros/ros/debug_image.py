@@ -112,13 +112,22 @@ class DebugImagePublisher:
         node: the rclpy node (publishers ``~/debug_image`` and ``~/debug_image/compressed``, reliable, depth 1:
             rviz and ``rqt_image_view`` subscribe reliable by default).
         jpeg_quality: quality of the compressed image, 1..100.
+        create_publisher: ``(msg_type, topic, qos_depth) -> publisher``; default ``node.create_publisher`` (a
+            lifecycle node passes its ``create_lifecycle_publisher``).
     """
 
-    def __init__(self, node, jpeg_quality=90):
+    def __init__(self, node, jpeg_quality=90, create_publisher=None):
         from sensor_msgs.msg import CompressedImage, Image
-        self.raw = node.create_publisher(Image, '~/debug_image', 1)
-        self.compressed = node.create_publisher(CompressedImage, '~/debug_image/compressed', 1)
+        create_publisher = create_publisher or node.create_publisher
+        self.raw = create_publisher(Image, '~/debug_image', 1)
+        self.compressed = create_publisher(CompressedImage, '~/debug_image/compressed', 1)
         self.jpeg_quality = int(jpeg_quality)
+
+    def close(self, destroy_publisher):
+        """Destroy both publishers with ``destroy_publisher`` (the node's ``destroy_publisher`` or
+        ``destroy_lifecycle_publisher``)."""
+        destroy_publisher(self.raw)
+        destroy_publisher(self.compressed)
 
     def wanted(self):
         """Whether anyone subscribes to either topic (rendering is skipped otherwise)."""

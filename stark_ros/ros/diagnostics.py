@@ -19,7 +19,9 @@ in per-target values (``target <id> state``, ``target <id> score``, ``target <id
 on the ``status`` topic at the image rate.
 
 A model that fails to load stops the node at start-up (FATAL log, exit status 1), before it can publish anything:
-a diagnostic aggregator then reports the node's status as stale.
+a diagnostic aggregator then reports the node's status as stale. The managed node
+(:mod:`stark_ros.ros.lifecycle_node`) publishes only while active: its ``configure`` fails instead, and it stays
+unconfigured.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple

@@ -1,0 +1,131 @@
+"""``stark_tracker`` as a managed (lifecycle) node: the same parameters, topics and services as
+:class:`stark_ros.ros.tracker_node.TrackerNode` (see that module for the interfaces), created and destroyed by the
+lifecycle transitions, which ``ros2 lifecycle set /stark_tracker <transition>`` or a lifecycle manager requests
+through the node's ``~/change_state`` service (``~/get_state`` reports the state).
+
+================  ===================================================================================================
+state /           what exists afterwards
+transition
+================  ===================================================================================================
+unconfigured      the parameters (declared, settable) and the lifecycle services. No model, no topic, no
+(start)           ``~/init_target``.
+``configure``     the model is loaded from the parameters and warmed up; publishers ``detection``, ``detections``,
+                  ``status``, ``/diagnostics``, ``~/debug_image`` (lifecycle publishers: they send nothing until
+                  activated) and services ``~/init_target``, ``~/reset`` (they answer ``success=false``, "not
+                  active", until activated). A checkpoint that cannot be loaded (or bad start-up parameters) fails
+                  the transition: the reason is logged as an ERROR and the node stays unconfigured (fix the
+                  parameter, e.g. ``ros2 param set``, and configure again).
+``activate``      publishers enabled, the image subscription, the statistics and ``/diagnostics`` timers, the
+                  tracker thread: images are buffered, ``~/init_target`` works, detections flow.
+``deactivate``    the image subscription, timers and tracker thread are gone, publishers disabled; **every target
+                  and buffered image is dropped** (after a pause the object is no longer near its last box and the
+                  buffered images are stale: initialise again after ``activate``). The model stays loaded:
+                  ``activate`` does not load it again.
+``cleanup``       publishers and services destroyed, the model released: back to unconfigured.
+``shutdown``      from any state: everything above is stopped and released (finalized).
+errors            an unexpected exception in a transition: ``on_error`` stops and releases everything and returns
+                  to unconfigured.
+================  ===================================================================================================
+
+Parameters set while unconfigured take effect at ``configure`` (the read-only ones, e.g. ``checkpoint``, only through
+overrides at start-up: ``--ros-args -p checkpoint:=...``); the others as in the plain node. Transitions run in the
+executor thread (``configure`` blocks it while the model loads, like any lifecycle node's). Stopping the process
+(SIGINT) stops the tracker thread and destroys the node without further transitions.
+"""
+import sys
+
+import rclpy
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from stark_ros.allocator import tune_allocator
+from stark_ros.ros import compat
+from stark_ros.ros.node_core import INIT_TIMEOUT_SEC, NODE_NAME, TrackerNodeCore
+
+
+class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
+    """The ``stark_tracker`` lifecycle node (see the module docstring for what each transition does).
+
+    Args:
+        tracker: optional ready-made :class:`stark_ros.tracker.StarkTracker` or
+            :class:`~stark_ros.tracker.multi_tracker.MultiTracker` that ``configure`` uses instead of loading the
+            ``checkpoint`` parameter (``cleanup`` releases it; the next ``configure`` loads the checkpoint).
+        **kwargs: passed to :class:`rclpy.lifecycle.LifecycleNode` (``context``, ``namespace``,
+            ``parameter_overrides``, ...).
+    """
+
+    def __init__(self, tracker=None, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self._given_tracker = tracker
+        try:
+            self._core_init(init_timeout_sec=INIT_TIMEOUT_SEC)
+        except Exception:
+            self.destroy_node()
+            raise
+
+    def on_configure(self, state):
+        """Load the model and create the publishers and services; FAILURE (stay unconfigured) when it cannot load."""
+        tracker, self._given_tracker = self._given_tracker, None
+        try:
+            self._core_configure(tracker)
+        except Exception as err:  # noqa: BLE001 - any load error fails the transition; the node lives on
+            self._core_release()
+            self.get_logger().error('configure failed, node stays unconfigured: %s: %s' % (type(err).__name__, err))
+            return TransitionCallbackReturn.FAILURE
+        self._core_create_io(self.create_lifecycle_publisher)
+        self.get_logger().info('configured (model loaded); activate to take images')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        """Enable the publishers, then subscribe and start the tracker thread."""
+        result = super().on_activate(state)     # enables the lifecycle publishers
+        if result == TransitionCallbackReturn.SUCCESS:
+            self._core_start()
+        return result
+
+    def on_deactivate(self, state):
+        """Stop taking images and tracking (targets and buffered images dropped; the model stays loaded)."""
+        self._core_stop('node deactivated')
+        return super().on_deactivate(state)     # disables the lifecycle publishers
+
+    def on_cleanup(self, state):
+        """Destroy the publishers and services, release the model."""
+        self._teardown()
+        self.get_logger().info('cleaned up (model released)')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        """From any state: stop, destroy and release everything."""
+        self._core_stop('node shutting down')
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state):
+        """After an unexpected exception in a transition: stop and release everything, back to unconfigured."""
+        self.get_logger().error('transition error from state %r: stopping and releasing everything' % state.label)
+        self._core_stop('node error')
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self):
+        self._core_destroy_io(self.destroy_lifecycle_publisher)
+        self._core_release()
+
+
+def main(args=None):
+    """Console script ``lifecycle_tracker_node``: run :class:`ManagedTrackerNode` (unconfigured) on a
+    SingleThreadedExecutor until shutdown (why one thread: :func:`stark_ros.ros.tracker_node.main`)."""
+    tune_allocator()
+    compat.ignore_repeated_interrupts()     # before rclpy.init, whose SIGINT handler then calls this one
+    rclpy.init(args=args)
+    try:
+        node = ManagedTrackerNode()
+    except Exception as err:  # noqa: BLE001 - e.g. a parameter override of the wrong type
+        rclpy.logging.get_logger(NODE_NAME).fatal('cannot start: %s: %s' % (type(err).__name__, err))
+        rclpy.try_shutdown()
+        return 1
+    compat.spin_until_shutdown(node)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
