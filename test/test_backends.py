@@ -289,7 +289,14 @@ def test_bf16_backend_stays_close_to_fp32(networks, variant, backend):
 def test_openvino_precision_property_is_set(networks):
     _needs('openvino')
     engine = build_engine(networks('lightning'), 'openvino', precision='fp32')
-    for compiled in engine.compiled.values():
+    # a batch of two search regions compiles the dynamic-batch models (on first use), with the same hint
+    search = engine.forward_backbone(torch.zeros(2, 3, 320, 320), torch.zeros(2, 320, 320, dtype=torch.bool))
+    template = engine.forward_backbone(torch.zeros(1, 3, 128, 128), torch.zeros(1, 128, 128, dtype=torch.bool))
+    template = {k: (v.expand(-1, 2, -1) if k != 'mask' else v.expand(2, -1)).contiguous() for k, v in template.items()}
+    assert engine.forward_head([template, search])['pred_boxes'].shape == (2, 4)
+    compiled_models = list(engine.compiled.values()) + [compiled for compiled, _ in engine._batched.values()]
+    assert len(compiled_models) == 5
+    for compiled in compiled_models:
         assert str(compiled.get_property('INFERENCE_PRECISION_HINT')) in ('f32', '<Type: \'float32\'>', 'float32')
     with pytest.raises(ValueError, match='CPU only'):
         build_engine(networks('lightning'), 'openvino', device='cuda')
@@ -322,8 +329,11 @@ def test_onnx_export_matches_torch_on_oracle_frame1(networks, variant, tmp_path)
                                            'stark_onnx.json']
     head_outputs = [o['name'] for o in sidecar['models']['head']['outputs']]
     assert head_outputs == (['pred_boxes', 'pred_logits'] if variant == 'st50' else ['pred_boxes'])
-    assert sidecar['models']['head']['inputs'][0]['shape'] == [sidecar['num_templates'] * 64 + 400, 1,
+    assert sidecar['models']['head']['inputs'][0]['shape'] == [sidecar['num_templates'] * 64 + 400, 'batch',
                                                                sidecar['hidden_dim']]
+    assert sidecar['format_version'] == 2 and sidecar['dynamic_batch']
+    assert sidecar['models']['backbone_search']['inputs'][0]['shape'] == ['batch', 3, 320, 320]
+    assert sidecar['models']['backbone_template']['inputs'][0]['shape'] == [1, 3, 128, 128]
     o = oracle(variant)
     net = networks(variant)
     sessions = {key: onnxruntime.InferenceSession(str(out_dir / spec['file']), providers=['CPUExecutionProvider'])
@@ -345,13 +355,56 @@ def test_onnx_export_matches_torch_on_oracle_frame1(networks, variant, tmp_path)
     np.testing.assert_allclose(outs[0].reshape(-1), o['f1_pred_boxes'].reshape(-1), atol=PRED_NORM_TOL, rtol=0)
     if variant == 'st50':
         np.testing.assert_allclose(outs[1].reshape(-1), o['f1_pred_logits'].reshape(-1), atol=1e-4, rtol=0)
+    # the search backbone and the head take a batch: each row as batch 1 gives it
+    batch = {'image': np.concatenate([o['f1_search_input'], o['f1_search_input'][..., ::-1]]),
+             'mask': np.concatenate([o['f1_search_mask'], o['f1_search_mask'][..., ::-1]])}
+    stacked = sessions['backbone_search'].run(None, batch)
+    single = sessions['backbone_search'].run(None, {k: np.ascontiguousarray(v[1:]) for k, v in batch.items()})
+    np.testing.assert_allclose(stacked[0][:, 1:], single[0], atol=1e-4 * float(np.abs(single[0]).max()), rtol=0)
+    heads = sessions['head'].run(None, {'feat': np.concatenate([feeds['feat']] * 3, axis=1),
+                                        'mask': np.concatenate([feeds['mask']] * 3),
+                                        'pos': np.concatenate([feeds['pos']] * 3, axis=1)})
+    assert heads[0].shape[0] == 3
+    for row in range(3):
+        np.testing.assert_allclose(heads[0][row], outs[0][0], atol=1e-6, rtol=0)
     # the engine loads the directory; a mismatching network is refused
     engine = build_engine(net, 'onnxruntime', model_dir=str(out_dir))
+    assert engine.batching
     boxes, _, _, _ = run_sequence(engine, variant, True, frames=4)
     np.testing.assert_allclose(boxes, o['forced_boxes'][1:4], atol=BOX_TOL_PX, rtol=0)
     other = networks('s50' if variant == 'st50' else 'st50')
     with pytest.raises(ValueError, match='does not match'):
         build_engine(other, 'onnxruntime', model_dir=str(out_dir))
+
+
+def test_export_batch_axes_and_no_ops_openvino_misreads(tmp_path):
+    """The search backbone and the head have one dynamic axis, the batch (the template backbone none);
+    ``--fixed-batch`` writes batch-1 graphs. The shipped lite0 model's graphs hold no ReduceL1 / ReduceLogSum /
+    ReduceLogSumExp, whose ``axes`` attribute OpenVINO's ONNX frontend ignores at opsets 13-17
+    (openvinotoolkit/openvino#38238; stark_ros.model.heads.CornerPeakScoreHead.peak_log_probs)."""
+    import onnx
+    from stark_ros.backends import export_onnx
+    network = load_network('', 'auto', 'cpu')[0]
+    models, sidecar = export_onnx.export_graphs(network)
+    misread = {'ReduceL1', 'ReduceLogSum', 'ReduceLogSumExp'}
+    for key, data in models.items():
+        graph = onnx.load_from_string(data).graph
+        assert not misread & {node.op_type for node in graph.node}, key
+        # the inputs' sizes are what a runtime is given (the exporter may name any output size symbolically)
+        symbolic = {(arg.name, axis) for arg in graph.input
+                    for axis, size in enumerate(arg.type.tensor_type.shape.dim) if size.dim_param}
+        expected = {(name, axis) for name, axis in export_onnx.BATCH_AXES.get(key, {}).items()
+                    if name in {arg.name for arg in graph.input}}
+        assert symbolic == expected, (key, symbolic)
+        assert all(size.dim_value > 0 or size.dim_param == export_onnx.BATCH for arg in graph.input
+                   for size in arg.type.tensor_type.shape.dim)
+    out_dir = tmp_path / 'fixed'
+    assert export_onnx.main(['--output-dir', str(out_dir), '--fixed-batch']) == 0
+    fixed = export_onnx.read_sidecar(str(out_dir))
+    assert not fixed['dynamic_batch'] and fixed['models']['head']['inputs'][0]['shape'][1] == 1
+    for name in export_onnx.FILES.values():
+        graph = onnx.load(str(out_dir / name)).graph
+        assert all(size.dim_value > 0 for arg in graph.input for size in arg.type.tensor_type.shape.dim), name
 
 
 def test_export_leaves_the_network_untouched(networks):

@@ -7,9 +7,10 @@ in an *engine* that :class:`stark_ros.tracker.StarkTracker` drives like the netw
 * ``torch``: the eager network, the reference; fp32.
 * ``torch-fast``: folded batch norms, channels-last, inference mode, bf16/fp16 convolutions and autocast
   transformer; fp32, bf16 (CPU), fp16 (CUDA); optional ``compile=True``.
-* ``openvino``: OpenVINO CPU runtime, three fixed-shape compiled models; fp32, bf16; ``openvino``, ``onnx``.
-* ``onnxruntime``: the exported ONNX graphs (:mod:`.export_onnx`) on ONNX Runtime CPU; fp32; ``onnx``,
-  ``onnxruntime``.
+* ``openvino``: OpenVINO CPU runtime, three compiled models (search backbone and head with a dynamic batch axis:
+  several targets in one call); fp32, bf16; ``openvino``, ``onnx``.
+* ``onnxruntime``: the exported ONNX graphs (:mod:`.export_onnx`, same batch axis) on ONNX Runtime CPU; fp32;
+  ``onnx``, ``onnxruntime``.
 
 ``backend='auto'`` (the default of the node, the demo, ``stark_ros.track`` and ``stark_ros.evaluate``) is resolved
 by :func:`resolve_backend` to the fastest exact (fp32) engine installed for the device: ``openvino`` on an x86 CPU

@@ -27,9 +27,13 @@ class Engine:
         fixed_template_size: the only template size the engine can take (a learned position table, a compiled
             fixed-shape graph), or None when any multiple of 16 works.
         device: torch device the engine takes its inputs on and returns its outputs on.
+        batching: True when ``forward_backbone`` on search regions and ``forward_head`` take a batch of several
+            targets (B >= 1) in one call (:func:`stark_ros.tracker.multi_tracker.supports_batching`); False for
+            exported graphs of batch 1 (an ONNX export directory written before the batch axis was dynamic).
     """
 
     backend = None
+    batching = True
 
     def __init__(self, network, device, precision, template_size):
         self.variant = network.variant
@@ -50,18 +54,26 @@ class Engine:
     def __repr__(self):
         return '%s(%s)' % (type(self).__name__, ', '.join('%s=%s' % kv for kv in self.describe().items()))
 
-    def backbone_graph(self, images):
-        """Name of the fixed-shape backbone graph for ``images`` (exported engines): 'backbone_template' or
-        'backbone_search'.
+    def backbone_graph(self, images, masks):
+        """Name of the exported backbone graph for ``images`` (exported engines): 'backbone_template' (batch 1) or
+        'backbone_search' (batch B >= 1 when :attr:`batching`, else 1).
 
+        Args:
+            images: (B, 3, S, S), S the template or the search size.
+            masks: (B, S, S).
         Raises:
-            ValueError: not a (1, 3, S, S) batch with S the template or the search size.
+            ValueError: other shapes, or a batch the graph does not take.
         """
         size = images.shape[-1]
         key = {self.template_size: 'backbone_template', self.search_size: 'backbone_search'}.get(size)
-        if key is None or tuple(images.shape) != (1, 3, size, size):
-            raise ValueError('the %s engine takes (1, 3, S, S) images with S = %d or %d, got %s'
-                             % (self.backend, self.template_size, self.search_size, tuple(images.shape)))
+        largest = None if key == 'backbone_search' and self.batching else 1
+        batch = images.shape[0] if images.dim() == 4 else 0
+        if (key is None or tuple(images.shape[1:]) != (3, size, size) or batch < 1
+                or (largest is not None and batch > largest) or tuple(masks.shape) != (batch, size, size)):
+            raise ValueError('the %s engine takes (1, 3, S, S) templates with S = %d and (%s, 3, S, S) search '
+                             'regions with S = %d, and (B, S, S) masks; got images %s, masks %s'
+                             % (self.backend, self.template_size, 'B' if self.batching else '1', self.search_size,
+                                tuple(images.shape), tuple(masks.shape)))
         return key
 
 
@@ -135,14 +147,15 @@ def search_size(network):
     return network.feat_sz * BACKBONE_STRIDE
 
 
-# ----------------------------------------------------------------------------- fixed-shape graph wrappers
+# ----------------------------------------------------------------------------- graph wrappers for export
 
 
 class BackboneGraph(nn.Module):
     """``network.forward_backbone`` as a module with tuple outputs, for tracing/export at one fixed patch size.
 
-    ``forward(image (1, 3, S, S) float32, mask (1, S, S) bool)`` ->
-    ``(feat (L, 1, C) float32, mask (1, L) bool, pos (L, 1, C) float32)``, L = (S/16)^2.
+    ``forward(image (B, 3, S, S) float32, mask (B, S, S) bool)`` ->
+    ``(feat (L, B, C) float32, mask (B, L) bool, pos (L, B, C) float32)``, L = (S/16)^2 (B is 1 or dynamic in the
+    exported graph: :data:`stark_ros.backends.export_onnx.BATCH_AXES`).
 
     For Lightning the position table is chosen here from ``size`` (fixed per graph): the network's own
     ``forward_backbone`` picks it from the traced feature-map size, which the TorchScript tracer does not give as
@@ -173,8 +186,9 @@ class BackboneGraph(nn.Module):
 class HeadGraph(nn.Module):
     """Transformer + heads over the concatenated token sequence ``[template_1 ... template_n; search]``.
 
-    ``forward(feat (L, 1, C), mask (1, L) bool, pos (L, 1, C))`` -> ``pred_boxes`` (cxcywh normalised, the
-    network's own shape: (1, 1, 4) for S/ST, (1, 4) for Lightning) and, with a score head, ``pred_logits`` (1, 1, 1).
+    ``forward(feat (L, B, C), mask (B, L) bool, pos (L, B, C))`` -> ``pred_boxes`` (cxcywh normalised, the
+    network's own shape: (B, 1, 4) for S/ST, (B, 4) for Lightning) and, with a score head, ``pred_logits``
+    (B, 1, 1).
     """
 
     input_names = ('feat', 'mask', 'pos')

@@ -1,46 +1,64 @@
-"""Export a STARK network to ONNX: two fixed-shape backbone graphs and one transformer + heads graph.
+"""Export a STARK network to ONNX: the template backbone, the search backbone and transformer + heads.
 
 Usage::
 
     python -m stark_ros.backends.export_onnx --checkpoint STARKST_ep0050.pth.tar --variant auto --output-dir onnx/
     python -m stark_ros.backends.export_onnx --output-dir onnx/          # the shipped STARK-lite0 model
     python -m stark_ros.backends.export_onnx --checkpoint synthetic --variant lightning --output-dir onnx/  # tests
+    python -m stark_ros.backends.export_onnx --output-dir onnx/ --fixed-batch   # every graph at batch 1
 
-Writes to ``--output-dir``:
+Writes to ``--output-dir`` (B = the batch: the search regions of B targets, :mod:`stark_ros.tracker.multi_tracker`;
+any B >= 1, or 1 with ``--fixed-batch``):
 
 * ``backbone_template.onnx``: ``image`` (1, 3, 128, 128) float32 normalised RGB, ``mask`` (1, 128, 128) bool
-  (True = padding) -> ``feat`` (64, 1, C), ``mask_tokens`` (1, 64) bool, ``pos`` (64, 1, C);
-* ``backbone_search.onnx``: the same at 320 x 320 -> 400 tokens;
-* ``head.onnx``: ``feat`` (L, 1, C), ``mask`` (1, L) bool, ``pos`` (L, 1, C), the token sequence
+  (True = padding) -> ``feat`` (64, 1, C), ``mask_tokens`` (1, 64) bool, ``pos`` (64, 1, C); always batch 1 (a
+  template is computed once per target, at its initialisation and template updates);
+* ``backbone_search.onnx``: the same at 320 x 320 -> 400 tokens, batch B: ``image`` (B, 3, 320, 320), ``mask``
+  (B, 320, 320) -> ``feat`` (400, B, C), ``mask_tokens`` (B, 400), ``pos`` (400, B, C);
+* ``head.onnx``: ``feat`` (L, B, C), ``mask`` (B, L) bool, ``pos`` (L, B, C), the token sequence
   ``[template_1; ...; template_n; search]`` (n = 2 for ST50/ST101/lite0, 1 for S50/Lightning; L = n * 64 + 400) ->
-  ``pred_boxes`` (cx, cy, w, h) normalised by the search size (shape (1, 1, 4), Lightning (1, 4)) and, for ST
-  models, ``pred_logits`` (1, 1, 1) (score = sigmoid(logit));
-* ``stark_onnx.json``: the sidecar (variant, sizes, token counts, every input/output name, shape and dtype,
-  opset, exporter, torch version). :class:`stark_ros.backends.onnxruntime_backend.OnnxRuntimeEngine` reads it.
+  ``pred_boxes`` (cx, cy, w, h) normalised by the search size (shape (B, 1, 4), Lightning (B, 4)) and, for ST
+  models, ``pred_logits`` (B, 1, 1) (score = sigmoid(logit)); row b of every output depends on row b of the inputs
+  only;
+* ``stark_onnx.json``: the sidecar (variant, sizes, token counts, every input/output name, shape and dtype with
+  ``'batch'`` for the dynamic axis, ``dynamic_batch``, opset, exporter, torch version).
+  :class:`stark_ros.backends.onnxruntime_backend.OnnxRuntimeEngine` reads it.
 
-C is 256 for S50/ST50/ST101 and 128 for Lightning and lite0. The template graphs and the head use batch 1 and fixed
-shapes (what TensorRT builds best). Lightning is exported in its fused (deployed) RepVGG form unless
-``--unfused``. The tracker logic (crop, normalisation, map-back, clip, template update) is not in the graphs: it
-stays in :class:`stark_ros.tracker.StarkTracker`.
+C is 256 for S50/ST50/ST101 and 128 for Lightning and lite0. Only the batch axis is dynamic (the axis named in
+:data:`BATCH_AXES`); every other size is fixed (what TensorRT builds best). Export directories written before
+sidecar format 2 hold batch-1 graphs everywhere: the ``onnxruntime`` engine reads the batch axis from the graphs
+themselves, so it tracks several targets one after the other on them instead of feeding them a batch.
+Lightning is exported in its fused (deployed) RepVGG form unless ``--unfused``. The tracker logic (crop,
+normalisation, map-back, clip, template update) is not in the graphs: it stays in
+:class:`stark_ros.tracker.StarkTracker`.
 
 Numerical contract: on the oracle frame-1 inputs the ONNX graphs run by onnxruntime match the torch network to
 about 1e-5 (backbone features) and 1e-5 (normalised boxes, logits); ``test/test_backends.py`` checks it, and the
-``onnxruntime`` backend reproduces the oracle runs with the core tolerances (boxes 1e-2 px, scores 1e-4).
+``onnxruntime`` backend reproduces the oracle runs with the core tolerances (boxes 1e-2 px, scores 1e-4). A batch
+of B search regions gives each row what batch 1 gives it, to float32 rounding (``test/test_multi_tracker.py``:
+boxes within 1e-4 search-region px).
 
 TensorRT (NVIDIA Jetson)
 ------------------------
 Copy the output directory to the Jetson (JetPack ships ``trtexec`` in ``/usr/src/tensorrt/bin``) and build one
-engine per graph, in fp16::
+engine per graph, in fp16. The search backbone and the head have a dynamic batch axis, so their engines need an
+optimisation profile: the smallest, the most frequent and the largest batch (here 1, 1, 8 targets; L and C of the
+head are in ``stark_onnx.json``: L = 528, C = 128 for lite0)::
 
     trtexec --onnx=backbone_template.onnx --fp16 --saveEngine=backbone_template.engine
-    trtexec --onnx=backbone_search.onnx   --fp16 --saveEngine=backbone_search.engine
-    trtexec --onnx=head.onnx              --fp16 --saveEngine=head.engine
+    trtexec --onnx=backbone_search.onnx --fp16 --saveEngine=backbone_search.engine \
+        --minShapes=image:1x3x320x320,mask:1x320x320 --optShapes=image:1x3x320x320,mask:1x320x320 \
+        --maxShapes=image:8x3x320x320,mask:8x320x320
+    trtexec --onnx=head.onnx --fp16 --saveEngine=head.engine \
+        --minShapes=feat:528x1x128,mask:1x528,pos:528x1x128 --optShapes=feat:528x1x128,mask:1x528,pos:528x1x128 \
+        --maxShapes=feat:528x8x128,mask:8x528,pos:528x8x128
 
-The engines take the same inputs and give the same outputs as the ONNX graphs (names in ``stark_onnx.json``);
+(or export with ``--fixed-batch`` and build all three without shape options, as for a single target). The
+engines take the same inputs and give the same outputs as the ONNX graphs (names in ``stark_onnx.json``);
 the boolean masks are bool tensors. Engines are specific to the device and TensorRT version they were built
 with. Check fp16 boxes against fp32 (``trtexec ... --loadInputs``, or run the ONNX files through onnxruntime) on
-your own sequences before deploying: fp16 is not validated against the oracles here (no GPU in CI). stark_ros
-itself does not run TensorRT engines yet; this is the path for users who want to.
+your own sequences before deploying: fp16 is not validated against the oracles here (no GPU in CI), nor are these
+trtexec commands. stark_ros itself does not run TensorRT engines yet; this is the path for users who want to.
 """
 import argparse
 import io
@@ -57,19 +75,39 @@ SIDECAR = 'stark_onnx.json'
 FILES = {'backbone_template': 'backbone_template.onnx', 'backbone_search': 'backbone_search.onnx',
          'head': 'head.onnx'}
 DEFAULT_OPSET = 17
+#: Sidecar format: 2 since the search backbone and the head have a dynamic batch axis (format 1: batch 1 only).
+FORMAT_VERSION = 2
+#: The graphs with a dynamic batch axis (several targets' search regions in one call), and the axis of every input
+#: and output that is the batch; the template backbone keeps batch 1.
+BATCH_AXES = {'backbone_search': {'image': 0, 'mask': 0, 'feat': 1, 'mask_tokens': 0, 'pos': 1},
+              'head': {'feat': 1, 'mask': 0, 'pos': 1, 'pred_boxes': 0, 'pred_logits': 0}}
+#: the name of the dynamic axis in the graphs and in the sidecar's shapes
+BATCH = 'batch'
+#: batch of the examples the dynamic graphs are traced on: not 1, so no exporter can mistake the batch axis for a
+#: constant of size 1 (torch.export specialises sizes 0 and 1)
+TRACE_BATCH = 2
 
 
-def _export_one(module, args, input_names, output_names, opset, exporter):
-    """Export ``module`` traced on ``args``; returns the ONNX model as bytes."""
+def _export_one(module, args, input_names, output_names, opset, exporter, batch_axes=None):
+    """Export ``module`` traced on ``args``; returns the ONNX model as bytes.
+
+    ``batch_axes`` ({input or output name: axis}) makes those axes dynamic (named :data:`BATCH`).
+    """
+    dynamic_axes = None
+    if batch_axes:
+        dynamic_axes = {name: {axis: BATCH} for name, axis in batch_axes.items()
+                        if name in input_names or name in output_names}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         if exporter == 'torchscript':
             buffer = io.BytesIO()
             torch.onnx.export(module, args, buffer, input_names=list(input_names), output_names=list(output_names),
-                              opset_version=opset, do_constant_folding=True, dynamo=False)
+                              opset_version=opset, do_constant_folding=True, dynamo=False,
+                              dynamic_axes=dynamic_axes)
             return buffer.getvalue()
         program = torch.onnx.export(module, args, input_names=list(input_names),
-                                    output_names=list(output_names), opset_version=max(opset, 18), dynamo=True)
+                                    output_names=list(output_names), opset_version=max(opset, 18), dynamo=True,
+                                    dynamic_axes=dynamic_axes)
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, 'model.onnx')
@@ -78,14 +116,25 @@ def _export_one(module, args, input_names, output_names, opset, exporter):
                 return f.read()
 
 
-def _describe(names, tensors):
+def _describe(names, tensors, batch_axes=None):
+    """``[{name, shape, dtype}]``; with ``batch_axes`` the batch axis of the shape is the string :data:`BATCH`."""
     out = []
     for name, tensor in zip(names, tensors):
-        out.append({'name': name, 'shape': list(tensor.shape), 'dtype': str(tensor.dtype).replace('torch.', '')})
+        shape = list(tensor.shape)
+        if batch_axes and name in batch_axes:
+            shape[batch_axes[name]] = BATCH
+        out.append({'name': name, 'shape': shape, 'dtype': str(tensor.dtype).replace('torch.', '')})
     return out
 
 
-def export_graphs(network, template_size=128, opset=DEFAULT_OPSET, exporter='torchscript'):
+def _batched(tensors, batch_axes, names):
+    """The batch-1 example tensors at batch :data:`TRACE_BATCH` (2): each stacked with itself along its batch axis,
+    the second image mirrored so the rows differ."""
+    return tuple(torch.cat([t, t.flip(-1) if name == 'image' else t], dim=batch_axes[name])
+                 for name, t in zip(names, tensors))
+
+
+def export_graphs(network, template_size=128, opset=DEFAULT_OPSET, exporter='torchscript', dynamic_batch=True):
     """Export the three graphs of a CPU network in memory.
 
     Args:
@@ -93,6 +142,8 @@ def export_graphs(network, template_size=128, opset=DEFAULT_OPSET, exporter='tor
         template_size: template patch side, pixels.
         opset: ONNX opset (17 by default: TensorRT 8.5+ and onnxruntime read it).
         exporter: 'torchscript' (``torch.onnx.export(dynamo=False)``, single self-contained files) or 'dynamo'.
+        dynamic_batch: True (default): the search backbone and the head take any batch B >= 1 (axes in
+            :data:`BATCH_AXES`; traced at batch :data:`TRACE_BATCH`); False: every graph has batch 1.
     Returns:
         ``(models, sidecar)``: ``models`` maps 'backbone_template' / 'backbone_search' / 'head' to ONNX bytes;
         ``sidecar`` is the JSON-able description.
@@ -113,17 +164,23 @@ def export_graphs(network, template_size=128, opset=DEFAULT_OPSET, exporter='tor
         for key, args, graph in (('backbone_template', (z_img, z_mask), BackboneGraph(network, template_size)),
                                  ('backbone_search', (x_img, x_mask), BackboneGraph(network, search_size(network))),
                                  ('head', (feat, mask, pos), head)):
+            axes = BATCH_AXES.get(key) if dynamic_batch else None
+            if axes:
+                args = _batched(args, axes, graph.input_names)
             outputs = graph(*args)
             outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-            models[key] = _export_one(graph, args, graph.input_names, graph.output_names, opset, exporter)
-            described[key] = {'file': FILES[key], 'inputs': _describe(graph.input_names, args),
-                              'outputs': _describe(graph.output_names, outputs)}
+            models[key] = _export_one(graph, args, graph.input_names, graph.output_names, opset, exporter, axes)
+            described[key] = {'file': FILES[key], 'inputs': _describe(graph.input_names, args, axes),
+                              'outputs': _describe(graph.output_names, outputs, axes)}
     sidecar = {
-        'format': 'stark_ros-onnx', 'format_version': 1,
+        'format': 'stark_ros-onnx', 'format_version': FORMAT_VERSION,
         'variant': network.variant, 'num_templates': network.num_templates,
         'has_score_head': network.has_score_head, 'template_size': template_size,
         'search_size': search_size(network), 'template_tokens': token_count(template_size),
         'search_tokens': network.feat_sz ** 2, 'hidden_dim': int(feat.shape[-1]),
+        'dynamic_batch': bool(dynamic_batch),
+        'batch': ('backbone_search and head: any batch B >= 1 (axis %r in the shapes; row b of the outputs from row '
+                  'b of the inputs); backbone_template: 1' % BATCH) if dynamic_batch else 'every graph: batch 1',
         'head_token_order': 'template_1..template_n then search',
         'pred_boxes': 'cx, cy, w, h normalised by search_size (before map-back)',
         'pred_logits': 'raw confidence logit; score = sigmoid(logit)' if network.has_score_head else None,
@@ -134,13 +191,15 @@ def export_graphs(network, template_size=128, opset=DEFAULT_OPSET, exporter='tor
     return models, sidecar
 
 
-def export_onnx(network, output_dir, template_size=128, opset=DEFAULT_OPSET, exporter='torchscript'):
-    """Write the three ONNX files and ``stark_onnx.json`` into ``output_dir`` (created if needed).
+def export_onnx(network, output_dir, template_size=128, opset=DEFAULT_OPSET, exporter='torchscript',
+                dynamic_batch=True):
+    """Write the three ONNX files and ``stark_onnx.json`` into ``output_dir`` (created if needed); arguments as
+    :func:`export_graphs`.
 
     Returns:
         the sidecar dict.
     """
-    models, sidecar = export_graphs(network, template_size, opset, exporter)
+    models, sidecar = export_graphs(network, template_size, opset, exporter, dynamic_batch)
     os.makedirs(output_dir, exist_ok=True)
     for key, data in models.items():
         with open(os.path.join(output_dir, FILES[key]), 'wb') as f:
@@ -178,6 +237,9 @@ def main(argv=None):
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
     parser.add_argument('--exporter', choices=('torchscript', 'dynamo'), default='torchscript')
     parser.add_argument('--unfused', action='store_true', help='Lightning: keep the training-time RepVGG branches')
+    parser.add_argument('--fixed-batch', action='store_true',
+                        help='batch 1 in every graph (default: the search backbone and the head take any batch, '
+                             'several targets in one call)')
     parser.add_argument('--check', action='store_true',
                         help='run the exported graphs with onnxruntime and compare them with torch')
     args = parser.parse_args(argv)
@@ -186,7 +248,8 @@ def main(argv=None):
     try:
         network, info = load_network(args.checkpoint, args.variant, 'cpu', args.search_size, 0, args.template_size,
                                      fuse=not args.unfused)
-        sidecar = export_onnx(network, args.output_dir, args.template_size, args.opset, args.exporter)
+        sidecar = export_onnx(network, args.output_dir, args.template_size, args.opset, args.exporter,
+                              dynamic_batch=not args.fixed_batch)
     except (StarkError, ValueError, OSError) as error:
         print('error: %s' % error, file=sys.stderr)
         return 2

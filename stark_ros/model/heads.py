@@ -89,11 +89,20 @@ class CornerPeakScoreHead(nn.Module):
 
     @staticmethod
     def peak_log_probs(score_tl, score_br):
-        """(B, 2) log peak probabilities (top-left, bottom-right) of two (B, 1, h, w) score maps, float32."""
+        """(B, 2) log peak probabilities (top-left, bottom-right) of two (B, 1, h, w) score maps, float32.
+
+        Computed as ``-log(sum(exp(s - max(s))))``, which is ``max(s) - logsumexp(s)`` in the form a stable
+        logsumexp evaluates (same value and gradient), written out so that the exported ONNX graph holds
+        ReduceMax / Exp / ReduceSum / Log and no ReduceLogSumExp: OpenVINO's ONNX frontend ignores that op's
+        ``axes`` attribute at opsets 13-17 and reduces over every axis (openvinotoolkit/openvino#38238), which
+        mixes the rows of a batch of several targets (measured: logits off by 2-4 for a batch of 4; right for a
+        batch of 1).
+        """
         feats = []
         for score_map in (score_tl, score_br):
             flat = score_map.flatten(1).float()
-            feats.append(flat.amax(dim=1) - torch.logsumexp(flat, dim=1))
+            peak = flat.amax(dim=1, keepdim=True)
+            feats.append(-torch.log(torch.exp(flat - peak).sum(dim=1)))
         return torch.stack(feats, dim=1)
 
     def forward(self, score_tl, score_br):

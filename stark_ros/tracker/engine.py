@@ -1,7 +1,10 @@
 """The contract between :class:`stark_ros.tracker.StarkTracker` and what runs the network, written once.
 
 Every network (:class:`stark_ros.model.Stark`, :class:`stark_ros.model.StarkLightning`) and every inference
-backend (:mod:`stark_ros.backends`) satisfies :class:`InferenceEngine`; the tracker relies on nothing else.
+backend (:mod:`stark_ros.backends`) satisfies :class:`InferenceEngine`; the tracker relies on nothing else. One
+optional attribute: ``batching`` (bool, default True when absent) says whether a batch of several search regions
+may be passed (:func:`stark_ros.tracker.multi_tracker.supports_batching`; False for an onnxruntime engine on a
+batch-1 ONNX export).
 """
 from typing import Dict, List, Protocol, runtime_checkable
 

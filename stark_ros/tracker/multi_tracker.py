@@ -9,11 +9,14 @@ target its row (:meth:`StarkTracker.finish_track`): the same arithmetic as one :
 so the boxes agree with single-target runs to float32 rounding of the batched kernels
 (``test/test_multi_tracker.py`` holds them to 1e-4 px).
 
-Batching needs an engine whose graphs take any batch size: the torch networks and the ``torch`` / ``torch-fast``
-engines do. The ``openvino`` and ``onnxruntime`` engines run graphs exported with batch 1 (fixed shapes,
-:mod:`stark_ros.backends.export_onnx`): there the targets are tracked one after the other (a loop of
-:meth:`StarkTracker.track`), with identical results and a cost linear in the number of targets.
-:func:`supports_batching` tells which applies. One target always takes the plain :meth:`StarkTracker.track`.
+Batching needs an engine whose graphs take any batch size: the torch networks, the ``torch`` / ``torch-fast``
+engines, and the ``openvino`` / ``onnxruntime`` engines, whose search-backbone and head graphs are exported with a
+dynamic batch axis (:data:`stark_ros.backends.export_onnx.BATCH_AXES`; openvino runs batch 1 on a static copy and
+B >= 2 on the dynamic model, :mod:`stark_ros.backends.openvino_backend`). Only an ``onnxruntime`` engine on an
+export directory of batch-1 graphs (written before the batch axis was dynamic, or with ``--fixed-batch``) does not
+batch: there the targets are tracked one after the other (a loop of :meth:`StarkTracker.track`), with identical
+results and a cost linear in the number of targets. :func:`supports_batching` tells which applies. One target
+always takes the plain :meth:`StarkTracker.track`.
 """
 import copy
 from typing import Dict
@@ -27,15 +30,13 @@ from .stark_tracker import StarkTracker, TrackResult
 DEFAULT_MAX_TARGETS = 8
 MAX_TARGETS_LIMIT = 64
 
-#: Backends whose exported graphs have a fixed batch of 1.
-FIXED_BATCH_BACKENDS = ('openvino', 'onnxruntime')
-
 
 def supports_batching(network):
     """True when ``network`` (an :class:`~stark_ros.tracker.engine.InferenceEngine`) takes a batch of several
-    search regions in one ``forward_backbone`` / ``forward_head`` call: every torch network and torch engine;
-    not the fixed-shape ``openvino`` / ``onnxruntime`` engines (:data:`FIXED_BATCH_BACKENDS`)."""
-    return getattr(network, 'backend', None) not in FIXED_BATCH_BACKENDS
+    search regions in one ``forward_backbone`` / ``forward_head`` call: every torch network and engine, and the
+    ``openvino`` / ``onnxruntime`` engines on graphs with a dynamic batch axis (their ``batching`` attribute,
+    :class:`stark_ros.backends.common.Engine`); not an ``onnxruntime`` engine on a batch-1 export directory."""
+    return bool(getattr(network, 'batching', True))
 
 
 def _stack_tokens(token_dicts):
