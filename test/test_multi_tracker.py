@@ -339,3 +339,17 @@ def test_torch_fast_batches_too():
         got, want = batched.track(frame), looped.track(frame)
         for target_id in targets:
             assert np.abs(np.array(got[target_id].box) - np.array(want[target_id].box)).max() <= 1e-3
+
+
+def test_warm_up_batch_leaves_the_targets_alone():
+    """The node's start-up warm-up of the batched path: runs (openvino compiles its dynamic-batch model there),
+    takes time, and leaves the tracked targets and their states exactly as they were."""
+    from stark_ros.tracker import StarkTracker
+    from stark_ros.tracker.multi_tracker import MultiTracker
+    tracker = MultiTracker(StarkTracker.from_checkpoint(backend='torch'), 4)
+    image = np.full((240, 320, 3), 90, np.uint8)
+    tracker.add('x', image, (100.0, 80.0, 40.0, 30.0))
+    before = tracker.target('x').state
+    assert tracker.warm_up_batch() > 0.0
+    assert tracker.ids == ['x'] and tracker.target('x').state == before
+    assert MultiTracker(StarkTracker.from_checkpoint(backend='torch'), 4, batch=False).warm_up_batch() == 0.0

@@ -87,7 +87,8 @@ def draw_result(bgr, box_xywh, target_id, score=None, search_xywh=None, state=No
     x, y, w, h = (float(v) for v in box_xywh)
     top_left, bottom_right = (round(x), round(y)), (round(x + w), round(y + h))
     cv2.rectangle(bgr, top_left, bottom_right, colour, BOX_THICKNESS)
-    label = ' '.join([str(target_id)] + ([] if score is None else ['%.2f' % score]) + ([] if state is None else [state]))
+    label = ' '.join([str(target_id)] + ([] if score is None else ['%.2f' % score])
+                     + ([] if state is None else [state]))
     (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
     label_y = top_left[1] - BOX_THICKNESS if top_left[1] - text_h - baseline - BOX_THICKNESS >= 0 \
         else bottom_right[1] + text_h + baseline + BOX_THICKNESS

@@ -140,7 +140,7 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
         params = tracker_params(values)
         self._monitor_params = monitor_params(monitor_values)
         self._tracker_params = params
-        note = ''
+        note = None
         if tracker is None:
             tracker, note = load_tracker(self, params)
             self._loads += 1
@@ -150,10 +150,13 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
             tracker.monitor_factory = self._new_monitor
         else:
             tracker = MultiTracker(tracker, max_targets, monitor_factory=self._new_monitor)
+        if note is not None and max_targets > 1 and getattr(tracker, 'batch', False):
+            # loaded here: warm the batched path too (openvino compiles its dynamic-batch model on the first call)
+            self.get_logger().info('batched path (several targets) warmed up in %.1f s' % tracker.warm_up_batch())
         check = getattr(tracker, 'check_params', None)
         if check is not None:
             check(params)
-        self._input, self._backend_note, self._tracker = source, note, tracker
+        self._input, self._backend_note, self._tracker = source, note or '', tracker
 
     def _core_create_io(self, create_publisher):
         """Create the publishers with ``create_publisher(msg_type, topic, qos_depth)`` (the node's

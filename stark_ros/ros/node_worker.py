@@ -191,7 +191,8 @@ class TrackerWorker:
             self._counts['processed'] += 1
             first = next(iter(results.values()))
             self._last_result = (first.box, first.score)
-            self._target_health.update({i: diagnostics.TargetHealth(i, r.target_state, r.score, r.frames_since_confident)
+            self._target_health.update({i: diagnostics.TargetHealth(i, r.target_state, r.score,
+                                                                    r.frames_since_confident)
                                         for i, r in results.items()})
             for det in detections:
                 self._detection_pub.publish(det)

@@ -102,9 +102,9 @@ PARAMETERS = collections.OrderedDict([
                     'faster than the tracker, each up to one camera period older).',
         additional_constraints='one of: fresh, newest'))),
     ('max_targets', (8, dict(
-        description='Largest number of targets tracked at once (one batched network call per image for the torch '
-                    'backends, one call per target for openvino / onnxruntime). An init_target with a new id beyond '
-                    'it fails; lowering it keeps the targets already tracked.',
+        description='Largest number of targets tracked at once (one batched network call per image on every '
+                    'backend). An init_target with a new id beyond it fails; lowering it keeps the targets already '
+                    'tracked.',
         integer_range=_int_range(1, 64)))),
     ('uncertain_threshold', (0.5, dict(
         description='Target state: a frame with a confidence score at or above this is confident; a tracking '
