@@ -41,10 +41,12 @@ Interfaces (names relative to the node's namespace; remap ``image`` to your came
 * service ``~/reset`` (``stark_ros_msgs/srv/Reset``): drop the target ``id``, or every target for an empty id;
   an id that is not tracked gets ``success=false``.
 * publishes ``~/debug_image`` (``sensor_msgs/msg/Image``, bgr8) and ``~/debug_image/compressed`` (JPEG): the
-  tracked image with box, id, score and search region drawn, the image's header; rendered only while someone
+  tracked image with every target's box (in its state's colour), id, score, state and search region drawn, the
+  image's header; rendered only while someone
   subscribes (:mod:`stark_ros.ros.debug_image`), after the detection is published.
 * publishes ``/diagnostics`` (``diagnostic_msgs/msg/DiagnosticArray``, absolute name as ROS diagnostics expect) once
-  a second: one status named after the node, levels and values in :mod:`stark_ros.ros.diagnostics`.
+  a second: one status named after the node, with every target's state; levels and values in
+  :mod:`stark_ros.ros.diagnostics`.
 
 Threads: the image callback (own callback group) only validates the message cheaply and stores it in a
 ring buffer of ``frame_buffer_size`` images; a dedicated worker thread runs ``initialize``/``track`` on the
