@@ -39,7 +39,7 @@ setup(
     python_requires='>=3.8',
     maintainer='stark_ros maintainers',
     maintainer_email='noreply@example.com',
-    description='ROS 2 node for the STARK single-object visual tracker',
+    description='ROS 2 node for the STARK visual tracker: several targets, target states and re-detection, web console',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -84,12 +84,14 @@ def test_no_subscriber_no_rendering_then_the_box_drawn_with_the_image_header(set
         decoded = cv2.cvtColor(compressed_msg_to_rgb(jpeg), cv2.COLOR_RGB2BGR)
         assert np.abs(decoded.astype(int) - bgr.astype(int)).mean() < 3.0    # the same picture, JPEG-coded
 
+    assert wait_for(lambda: not node.stats()['busy'], 20.0)     # the last render runs after its detection
     assert node.stats()['debug_renders'] == 2
     feeder.node.destroy_subscription(raw_sub)
     feeder.node.destroy_subscription(compressed_sub)
     feeder.node.destroy_subscription(status_sub)
     assert wait_for(lambda: not node._debug.wanted(), 20.0)
     assert feeder.feed(msgs[6]) is not None
+    assert wait_for(lambda: not node.stats()['busy'], 20.0)     # a render would come after the detection
     assert node.stats()['debug_renders'] == 2, 'rendered after the subscribers left'
 
 

@@ -148,3 +148,26 @@ def test_per_target_states_in_message_and_values_without_changing_the_level():
     # the health rules still apply with lost targets
     late = diagnostics.Snapshot(25.0, 24.0, 900.0, {}, {}, 0.04, 'dog', None, None, '', targets[1:])
     assert diagnostics.assess(late, diagnostics.Thresholds())[0] == diagnostics.WARN
+
+
+def test_every_documented_level_rule():
+    """Each WARN / ERROR rule of the module docstring, on snapshots, with the default thresholds: too low a processed
+    rate, malformed images, tracker failures, a stale camera; and the thresholds' 0 = disabled."""
+    from stark_ros.ros import diagnostics as d
+
+    def snap(processed_hz=24.0, recent=None, since=0.04, target='ball'):
+        return d.Snapshot(25.0, processed_hz, 40.0, recent or {}, {}, since, target, 0.9, None, '')
+    limits = d.Thresholds()
+    assert d.assess(snap(), limits)[0] == d.OK
+    level, message = d.assess(snap(processed_hz=10.0), limits)
+    assert level == d.WARN and 'tracking 10.0 Hz of a 25.0 Hz input' in message
+    assert d.assess(snap(processed_hz=10.0), d.Thresholds(min_processed_ratio=0.0))[0] == d.OK   # disabled
+    assert d.assess(snap(processed_hz=10.0, target=None), limits)[0] == d.OK     # idle: the rate does not matter
+    level, message = d.assess(snap(recent={'rejected': 3}), limits)
+    assert level == d.WARN and '3 malformed image(s)' in message
+    level, message = d.assess(snap(recent={'errors': 1, 'rejected': 3}), limits)
+    assert level == d.ERROR and 'tracker failed on 1 image(s)' in message        # ERROR wins over WARN
+    level, message = d.assess(snap(since=2.5), limits)
+    assert level == d.ERROR and 'no image for 2.5 s' in message
+    assert d.assess(snap(since=None), limits) == (d.ERROR, 'no image received while tracking')
+    assert d.assess(snap(since=None, target=None), limits)[0] == d.OK
