@@ -2,13 +2,14 @@
 
     ros2 launch stark_ros tracker.launch.py checkpoint:=/path/STARKST_ep0050.pth.tar image_topic:=/camera/image_raw
 
-Arguments: ``checkpoint`` (empty = the shipped STARK-lite0 model; ``synthetic`` = test weights, boxes meaningless), ``device`` (auto/cpu/cuda/cuda:N),
-``image_topic`` (remapped onto the node's ``image`` subscription). All other parameters come from the
-installed ``config/tracker.yaml``.
+Arguments: ``checkpoint`` (empty = the shipped STARK-lite0 model; ``synthetic`` = test weights, boxes meaningless),
+``device`` (auto/cpu/cuda/cuda:N), ``image_topic`` (remapped onto the node's ``image`` subscription),
+``image_transport`` (``raw``: ``sensor_msgs/Image`` on the image topic; ``compressed``: ``CompressedImage`` on
+``<image_topic>/compressed``). All other parameters come from the installed ``config/tracker.yaml``.
 
 ``console:=true`` also starts the operator web console (``stark_console``, :mod:`stark_ros.console`) on the same image
 topic: ``console_port`` (default 8080), ``console_host`` (default 127.0.0.1, this machine only),
-``console_image_transport`` (raw or compressed, as the tracker's ``image_transport``).
+``console_image_transport`` (raw or compressed; default: the tracker's ``image_transport``).
 
     ros2 launch stark_ros tracker.launch.py console:=true console_port:=8080
 
@@ -39,6 +40,9 @@ def generate_launch_description():
                               description='torch device: auto, cpu, cuda or cuda:N'),
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
                               description='sensor_msgs/Image topic to track on'),
+        DeclareLaunchArgument('image_transport', default_value='raw',
+                              description='raw: sensor_msgs/Image on image_topic; compressed: '
+                                          'sensor_msgs/CompressedImage on <image_topic>/compressed'),
         DeclareLaunchArgument('lifecycle', default_value='false',
                               description='true: start the managed (lifecycle) node lifecycle_tracker_node instead '
                                           'of tracker_node; it starts unconfigured (ros2 lifecycle set /stark_tracker '
@@ -56,6 +60,7 @@ def generate_launch_description():
                         # value_type=str: an empty or numeric-looking path must stay a string parameter
                         'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
                         'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
+                        'image_transport': ParameterValue(LaunchConfiguration('image_transport'), value_type=str),
                     },
                 ],
                 remappings=[('image', LaunchConfiguration('image_topic'))],
@@ -73,6 +78,7 @@ def generate_launch_description():
                 {
                     'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
                     'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
+                    'image_transport': ParameterValue(LaunchConfiguration('image_transport'), value_type=str),
                 },
             ],
             remappings=[('image', LaunchConfiguration('image_topic'))],
@@ -82,9 +88,9 @@ def generate_launch_description():
         DeclareLaunchArgument('console_port', default_value='8080', description='TCP port of the web console'),
         DeclareLaunchArgument('console_host', default_value='127.0.0.1',
                               description='address the web console binds to (127.0.0.1: this machine only)'),
-        DeclareLaunchArgument('console_image_transport', default_value='raw',
-                              description='raw or compressed: the image the console shows (as the tracker\'s '
-                                          'image_transport)'),
+        DeclareLaunchArgument('console_image_transport', default_value=LaunchConfiguration('image_transport'),
+                              description='raw or compressed: the image the console takes (default: the '
+                                          'tracker\'s image_transport)'),
         Node(
             package='stark_ros',
             executable='console',

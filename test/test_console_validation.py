@@ -109,3 +109,14 @@ def test_unknown_fields_are_refused():
 
 def test_is_a_value_error():
     assert issubclass(ConsoleRequestError, ValueError)
+
+
+def test_a_drawn_on_image_that_left_the_buffer_is_explained():
+    """The tracker's own words for a stamp that left its buffer (from a real node: test_ros_node checks them) get
+    what the operator can do appended; other failures pass unchanged."""
+    from stark_ros.console.validation import explain_init_failure
+    tracker = ('no buffered image has stamp 12.000000000; the buffer holds 30 image(s) with stamps from 13.0 to 14.0 '
+               '(frame_buffer_size=30)')
+    explained = explain_init_failure(tracker)
+    assert explained.startswith(tracker) and 'draw the box faster' in explained and 'frame_buffer_size' in explained
+    assert explain_init_failure('box outside the image') == 'box outside the image'

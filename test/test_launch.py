@@ -91,6 +91,9 @@ def test_launch_file_is_standard_launch_ros(launch_tree):
     from stark_ros.ros.parameters import PARAMETERS
     dicts = [d for d in ast.walk(kw['parameters']) if isinstance(d, ast.Dict)]
     assert dicts and all(_const(k) in PARAMETERS for d in dicts for k in d.keys)
+    # the image transport is a launch argument of the tracker (read-only parameter: set at start-up)
+    overrides = {_const(k): v for d in dicts for k, v in zip(d.keys, d.values)}
+    assert _const(_calls(overrides['image_transport'], 'LaunchConfiguration')[0].args[0]) == 'image_transport'
 
 
 def test_launch_file_starts_the_console_on_request(launch_tree):
@@ -99,9 +102,13 @@ def test_launch_file_starts_the_console_on_request(launch_tree):
     args = {_const(c.args[0]): c for c in _calls(launch_tree, 'DeclareLaunchArgument')}
     assert {'console', 'console_port', 'console_host', 'console_image_transport'} <= set(args)
     defaults = {name: _const(_kwargs(args[name])['default_value'])
-                for name in ('console', 'console_port', 'console_host', 'console_image_transport')}
+                for name in ('console', 'console_port', 'console_host', 'image_transport')}
     assert defaults == {'console': 'false', 'console_port': str(PARAMETERS['port'][0]), 'console_host': '127.0.0.1',
-                        'console_image_transport': 'raw'}
+                        'image_transport': 'raw'}
+    # the console takes the tracker's transport unless told otherwise
+    transport_default = _kwargs(args['console_image_transport'])['default_value']
+    assert _calls(transport_default, 'LaunchConfiguration')
+    assert _const(_calls(transport_default, 'LaunchConfiguration')[0].args[0]) == 'image_transport'
     node = next(n for n in _calls(launch_tree, 'Node') if _const(_kwargs(n)['executable']) == 'console')
     kw = _kwargs(node)
     assert _const(kw['package']) == 'stark_ros' and _const(kw['name']) == 'stark_console'

@@ -128,3 +128,19 @@ def parse_reset(body):
     """
     _fields(body, ('id',))
     return check_target_id(body.get('id', ''))
+
+
+#: What the tracker answers when the image a box was drawn on has left its buffer (``stark_ros.ros.node_inputs``).
+_NOT_BUFFERED = 'no buffered image has stamp'
+
+
+def explain_init_failure(message):
+    """The tracker's ``~/init_target`` failure ``message``, with what the operator can do about it appended when the
+    image the box was drawn on is no longer buffered: the page shows a still image while the operator drags, and the
+    tracker keeps only its last ``frame_buffer_size`` images (30: one second of a 30 Hz camera), so a drag longer
+    than that comes too late. Other messages are returned unchanged."""
+    if _NOT_BUFFERED not in message:
+        return message
+    return (message + '. The image you drew on has left the tracker\'s buffer: draw the box faster (the tracker '
+            'keeps its last frame_buffer_size images, about one second at 30 Hz by default), or raise the tracker\'s '
+            'frame_buffer_size parameter (one image of memory each).')

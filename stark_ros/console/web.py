@@ -27,7 +27,7 @@ import os
 
 from aiohttp import web
 
-from stark_ros.console.validation import ConsoleRequestError, parse_init, parse_reset
+from stark_ros.console.validation import ConsoleRequestError, explain_init_failure, parse_init, parse_reset
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 #: Longest wait of ``GET /api/frame.jpg`` for a newer image, seconds.
@@ -145,7 +145,8 @@ class ConsoleApp:
         if response is None:
             return _answer(504, False, 'tracker service %s did not answer within %.0f s'
                            % (client.srv_name, SERVICE_TIMEOUT_SEC))
-        return _answer(200 if response.success else 409, bool(response.success), response.message)
+        return _answer(200 if response.success else 409, bool(response.success),
+                       response.message if response.success else explain_init_failure(response.message))
 
     async def post_init(self, request):
         try:
