@@ -35,7 +35,7 @@ def main(argv=None):
         frames.append(frame)
         if len(frames) > args.frames:
             break
-    msgs = [array_to_image_msg(f, 'bgr8', stamp=make_stamp(i), frame_id='camera') for i, f in enumerate(frames)]
+    msgs = [array_to_image_msg(f, 'rgb8', stamp=make_stamp(i), frame_id='camera') for i, f in enumerate(frames)]   # open_frames: RGB
     namespace = '/console_screenshot_%d' % os.getpid()
     runner = RosRunner()
     tracker = start_tracker_node(runner, namespace)
