@@ -353,3 +353,39 @@ def test_warm_up_batch_leaves_the_targets_alone():
     assert tracker.warm_up_batch() > 0.0
     assert tracker.ids == ['x'] and tracker.target('x').state == before
     assert MultiTracker(StarkTracker.from_checkpoint(backend='torch'), 4, batch=False).warm_up_batch() == 0.0
+
+
+@pytest.mark.parametrize('chunk', [2, 3])
+def test_eager_torch_runs_the_backbone_in_chunks_and_equals_single_target_runs(chunk):
+    """The eager torch network on the CPU runs its backbone on pairs of search regions (larger batches cost more per
+    region there, :data:`EAGER_CPU_BACKBONE_CHUNK`), transformer + heads once per image; chunks of 2 or 3 regions
+    (4 targets: 2 + 2, 3 + 1) give the single-target results within the same 1e-4 search-region px."""
+    from stark_ros.tracker.multi_tracker import EAGER_CPU_BACKBONE_CHUNK, default_backbone_chunk
+    torch.set_num_threads(1)
+    frames, boxes = _frames(count=4)
+    single = StarkTracker.from_checkpoint('', 'auto', 'cpu', backend='torch')
+    assert default_backbone_chunk(single.network) == EAGER_CPU_BACKBONE_CHUNK == 2
+    assert MultiTracker(single).backbone_chunk == 2
+    targets = _targets(boxes[0], frames[0])
+    assert len(targets) == 4
+    expected, centres = _single_runs(single, frames, targets)
+    engine = CountingEngine(single.network)
+    multi = MultiTracker(StarkTracker(engine, single.params, single.info), backbone_chunk=chunk)
+    for target_id, box in targets.items():
+        multi.add(target_id, frames[0], box)
+    engine.calls.update(backbone=0, head=0, max_batch=0)
+    results = []
+    for t, frame in enumerate(frames[1:]):
+        for target_id in targets:
+            multi.target(target_id).state = centres[target_id][t]
+        results.append(multi.track(frame))
+    assert engine.calls['head'] == 3 and engine.calls['backbone'] == 3 * 2 and engine.calls['max_batch'] == chunk
+    _compare(results, expected)
+
+
+def test_engines_take_every_search_region_in_one_backbone_call():
+    """openvino / onnxruntime / torch-fast engines are not chunked (they batch well: bench_multi_target)."""
+    from stark_ros.tracker.multi_tracker import default_backbone_chunk
+    _needs('openvino')
+    engine = StarkTracker.from_checkpoint('', 'auto', 'cpu', backend='openvino', threads=1).network
+    assert default_backbone_chunk(engine) is None
