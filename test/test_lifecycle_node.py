@@ -72,7 +72,8 @@ class LifecycleClient:
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
         ids = {'configure': Transition.TRANSITION_CONFIGURE, 'activate': Transition.TRANSITION_ACTIVATE,
-               'deactivate': Transition.TRANSITION_DEACTIVATE, 'cleanup': Transition.TRANSITION_CLEANUP}
+               'deactivate': Transition.TRANSITION_DEACTIVATE, 'cleanup': Transition.TRANSITION_CLEANUP,
+               'shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN}
         request = ChangeState.Request(transition=Transition(id=ids[label], label=label))
         return self._call(self.change_client, request).success
 
@@ -260,6 +261,19 @@ def test_cleanup_releases_the_model_and_the_services(managed, surfer):
     assert client.transition('cleanup')
     assert client.state() == 'unconfigured'
     assert node.tracker is None
+    assert wait_for(lambda: client.fqn + '/init_target' not in client.services()
+                    and client.detection_sub.get_publisher_count() == 0, 20.0)
+
+
+def test_shutdown_from_active_stops_and_releases_everything(managed, surfer):
+    """``shutdown`` from ``active`` (as a lifecycle manager ends a running node): finalized, the tracker thread
+    stopped, the model released, the topics and services gone."""
+    node, client = managed
+    assert client.transition('configure') and client.transition('activate')
+    assert client.state() == 'active' and node.tracker is not None
+    assert client.transition('shutdown')
+    assert client.state() == 'finalized'
+    assert node.tracker is None and node._worker is None
     assert wait_for(lambda: client.fqn + '/init_target' not in client.services()
                     and client.detection_sub.get_publisher_count() == 0, 20.0)
 
