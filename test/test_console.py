@@ -148,6 +148,25 @@ def test_reset_buttons(session):
     assert wait_for(lambda: TARGET not in page_boxes(driver), 3.0)
 
 
+def test_reset_all_drops_every_target(session):
+    """Two targets started through the page's own API call on the frame it shows, then "Reset all targets": the
+    tracker has none left and the page draws none (with Reset.srv, where test_reset_buttons clicks a row's button)."""
+    driver, tracker, msgs = session['driver'], session['tracker'], session['msgs']
+    _show(session, msgs[3])
+    for target_id, box in (('left', [40, 60, 40, 80]), ('right', [200, 60, 40, 80])):
+        answer = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "post('/api/init', {box: arguments[1], stamp: {sec: shown.stamp[0], nanosec: shown.stamp[1]},"
+            " id: arguments[0]}).then(done);", target_id, box)
+        assert answer['success'], answer
+    assert sorted(tracker.target_ids()) == ['left', 'right']
+    driver.find_element('id', 'reset-all').click()
+    assert wait_for(lambda: not tracker.target_ids(), 10.0), (tracker.target_ids(), _message(driver))
+    assert wait_for(lambda: _message(driver)[0] == 'true', 5.0), _message(driver)      # the tracker's answer shown
+    assert not tracker.stats()['tracking']
+    assert wait_for(lambda: not {'left', 'right'} & set(page_boxes(driver)), 5.0), page_boxes(driver)
+
+
 def test_detection_arrays_show_every_target(session):
     """A Detection2DArray (the multi-target output) with two targets: the page draws both."""
     from stark_ros.ros.messages import make_detection
