@@ -190,6 +190,18 @@ def _quiet(node, client, frames, seconds=1.5):
     assert client.drain() == []
 
 
+def _diagnostics_says(client, predicate, timeout=10.0):
+    """True when a ``/diagnostics`` status of the managed node satisfying ``predicate`` arrives within ``timeout``."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    seen = []
+    sub = client.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                          lambda m: seen.extend(s for s in m.status if s.name == client.fqn), 10)
+    try:
+        return wait_for(lambda: any(predicate(s) for s in list(seen)), timeout)
+    finally:
+        client.node.destroy_subscription(sub)
+
+
 def test_starts_unconfigured_without_model_topics_or_init_service(managed, surfer):
     node, client = managed
     frames, _ = surfer
@@ -215,6 +227,7 @@ def test_configure_loads_the_model_and_inactive_takes_no_images(managed, surfer)
     _quiet(node, client, frames)
     response = client.init(_msg(frames[0]), boxes[0])
     assert not response.success and 'not active' in response.message, response.message
+    assert _diagnostics_says(client, lambda s: s.message.startswith('inactive')), 'no "inactive" /diagnostics'
 
 
 def test_activate_tracks_a_real_object(managed, surfer):
@@ -227,6 +240,8 @@ def test_activate_tracks_a_real_object(managed, surfer):
     _track(node, client, frames, boxes, FRAMES)
     assert node.stats()['processed'] >= FRAMES - 1     # more if a frame re-sent after a slow delivery came twice
     assert node.tracker is tracker and node.load_count == 1
+    assert _diagnostics_says(client, lambda s: {kv.key: kv.value for kv in s.values}.get('active') == 'true'
+                             and 'surfer' in {kv.key: kv.value for kv in s.values}.get('target id', ''))
 
 
 def test_deactivate_stops_detections_and_keeps_the_model(managed, surfer):
@@ -240,6 +255,7 @@ def test_deactivate_stops_detections_and_keeps_the_model(managed, surfer):
     assert wait_for(lambda: client.image_pub.get_subscription_count() == 0, 20.0)
     _quiet(node, client, frames)
     assert node.tracker is tracker and node.load_count == 1
+    assert _diagnostics_says(client, lambda s: s.message.startswith('inactive'))
 
 
 def test_activate_again_tracks_without_reloading(managed, surfer):

@@ -171,3 +171,6 @@ def test_every_documented_level_rule():
     assert level == d.ERROR and 'no image for 2.5 s' in message
     assert d.assess(snap(since=None), limits) == (d.ERROR, 'no image received while tracking')
     assert d.assess(snap(since=None, target=None), limits)[0] == d.OK
+    inactive = d.Snapshot(0.0, 0.0, None, {}, {}, None, None, None, None, '', (), False)   # a managed node, inactive
+    assert d.assess(inactive, limits)[0] == d.OK and d.assess(inactive, limits)[1].startswith('inactive')
+    assert dict(d.key_values(inactive))['active'] == 'false'

@@ -10,7 +10,8 @@ Levels, first match wins (:func:`assess`):
 * WARN: while tracking, the processed rate is below ``diagnostics_min_processed_ratio`` x the input rate (the
   tracker does not keep up: images are dropped); or the end-to-end latency p95 (image stamp -> detection
   published) is above ``diagnostics_max_latency_ms``; or malformed images arrived in the window.
-* OK otherwise, including while no target is set (the node is idle, waiting for ``~/init_target``).
+* OK otherwise, including while no target is set (the node is idle, waiting for ``~/init_target``), and while a
+  managed node (:mod:`stark_ros.ros.lifecycle_node`) is configured but inactive (message ``inactive: ...``).
 
 A target's state does not change the level: a lost target is a fact about the scene (the object left, or the
 model lost it), not about the node's health, and a robot's diagnostic aggregator should not raise WARN whenever a
@@ -20,8 +21,8 @@ on the ``status`` topic at the image rate.
 
 A model that fails to load stops the node at start-up (FATAL log, exit status 1), before it can publish anything:
 a diagnostic aggregator then reports the node's status as stale. The managed node
-(:mod:`stark_ros.ros.lifecycle_node`) publishes only while active: its ``configure`` fails instead, and it stays
-unconfigured.
+(:mod:`stark_ros.ros.lifecycle_node`) publishes from ``configure`` to ``cleanup`` (``inactive`` while not active);
+a model that fails to load fails its ``configure`` instead, and it stays unconfigured, publishing nothing.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -82,6 +83,7 @@ class Snapshot:
         last_box: (x, y, w, h) pixels of the last detection, or None.
         model: short description of the tracker (variant, backend, device).
         targets: :class:`TargetHealth` per target with a tracked image, in target order.
+        active: False while a managed node is configured but not active (it takes no images).
     """
 
     input_hz: float
@@ -95,6 +97,7 @@ class Snapshot:
     last_box: object
     model: str
     targets: Tuple[TargetHealth, ...] = ()
+    active: bool = True
 
 
 def describe_tracker(tracker):
@@ -106,6 +109,8 @@ def describe_tracker(tracker):
 
 def assess(snap, limits):
     """``(level, message)`` of a :class:`Snapshot` under :class:`Thresholds` (see the module docstring)."""
+    if not snap.active:
+        return OK, 'inactive: model loaded, taking no images (lifecycle transition activate starts it)'
     tracking = snap.target_id is not None
     if tracking and (snap.since_image_sec is None or snap.since_image_sec > limits.stale_image_sec):
         return ERROR, ('no image for %.1f s while tracking' % snap.since_image_sec if snap.since_image_sec is not None
@@ -149,6 +154,7 @@ def key_values(snap):
         ('lost images', str(totals.get('lost', 0))),
         ('tracker errors', str(totals.get('errors', 0))),
         ('seconds since last image', number(snap.since_image_sec, '%.2f')),
+        ('active', 'true' if snap.active else 'false'),
         ('tracking', 'true' if snap.target_id is not None else 'false'),
         ('target id', snap.target_id or ''),
         ('last score', number(snap.last_score, '%.3f')),

@@ -10,14 +10,16 @@ transition
 unconfigured      the parameters (declared, settable) and the lifecycle services. No model, no topic, no
 (start)           ``~/init_target``.
 ``configure``     the model is loaded from the parameters and warmed up; publishers ``detection``, ``detections``,
-                  ``status``, ``/diagnostics``, ``~/debug_image`` (lifecycle publishers: they send nothing until
+                  ``status``, ``~/debug_image`` (lifecycle publishers: they send nothing until activated),
+                  ``/diagnostics`` (a plain publisher, once a second from now on: OK "inactive: ..." until
                   activated) and services ``~/init_target``, ``~/reset`` (they answer ``success=false``, "not
                   active", until activated). A checkpoint that cannot be loaded (or bad start-up parameters) fails
                   the transition: the reason is logged as an ERROR and the node stays unconfigured (fix the
                   parameter, e.g. ``ros2 param set``, and configure again).
-``activate``      publishers enabled, the image subscription, the statistics and ``/diagnostics`` timers, the
+``activate``      publishers enabled, the image subscription, the 30 s statistics timer, the
                   tracker thread: images are buffered, ``~/init_target`` works, detections flow.
-``deactivate``    the image subscription, timers and tracker thread are gone, publishers disabled; **every target
+``deactivate``    the image subscription, summary timer and tracker thread are gone, publishers disabled (not
+                  ``/diagnostics``, which says ``inactive``); **every target
                   and buffered image is dropped** (after a pause the object is no longer near its last box and the
                   buffered images are stale: initialise again after ``activate``). The model stays loaded:
                   ``activate`` does not load it again.

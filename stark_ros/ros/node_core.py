@@ -160,11 +160,14 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
 
     def _core_create_io(self, create_publisher):
         """Create the publishers with ``create_publisher(msg_type, topic, qos_depth)`` (the node's
-        ``create_publisher`` or ``create_lifecycle_publisher``) and the two services."""
+        ``create_publisher`` or ``create_lifecycle_publisher``), the two services, and ``/diagnostics`` with its 1 Hz
+        timer (a plain publisher in either node: a configured managed node reports ``inactive`` while it is, so a
+        diagnostic aggregator does not show it as stale)."""
         self._detection_pub = create_publisher(Detection2D, 'detection', 10)
         self._detections_pub = create_publisher(Detection2DArray, 'detections', 10)
         self._status_pub = create_publisher(TargetStatusArray, 'status', 10)
-        self._diag_pub = create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diag_timer = self.create_timer(diagnostics.PERIOD_SEC, self._publish_diagnostics)
         self._debug = DebugImagePublisher(self, create_publisher=create_publisher)
         self._init_srv = self.create_service(InitTarget, '~/init_target', self._on_init_target,
                                              callback_group=self._service_group)
@@ -183,7 +186,6 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
             self, self._input.message_class, input_topic(self, self._input.transport), self._on_image, image_qos,
             callback_group=self._image_group)
         self._stats_timer = self.create_timer(STATS_PERIOD_SEC, self._log_summary)
-        self._diag_timer = self.create_timer(diagnostics.PERIOD_SEC, self._publish_diagnostics)
         self.get_logger().info(
             'STARK %s on %s ready: image topic %s, detections on %s, init service %s'
             % (getattr(self._tracker, 'variant', '?'), getattr(self._tracker, 'device', '?'),
@@ -198,10 +200,9 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
         """
         with self._cond:
             self._active = False
-        for timer in (self._stats_timer, self._diag_timer):
-            if timer is not None:
-                self.destroy_timer(timer)
-        self._stats_timer = self._diag_timer = None
+        if self._stats_timer is not None:
+            self.destroy_timer(self._stats_timer)
+        self._stats_timer = None
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
@@ -224,7 +225,12 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
             if service is not None:
                 self.destroy_service(service)
         self._init_srv = self._reset_srv = None
-        for publisher in (self._detection_pub, self._detections_pub, self._status_pub, self._diag_pub):
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+        if self._diag_pub is not None:
+            self.destroy_publisher(self._diag_pub)
+        self._diag_timer = None
+        for publisher in (self._detection_pub, self._detections_pub, self._status_pub):
             if publisher is not None:
                 destroy_publisher(publisher)
         if self._debug is not None:
@@ -368,8 +374,9 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
             box, score = self._last_result if self._last_result is not None else (None, None)
             target_id, limits = ', '.join(self._targets.ids) or None, self._diag_limits
             targets = tuple(self._target_health[i] for i in self._targets.ids if i in self._target_health)
+            active = self._active
         snap = diagnostics.Snapshot(rates['received'], rates['processed'], latency, recent, stats, since, target_id,
-                                    score, box, diagnostics.describe_tracker(self._tracker), targets)
+                                    score, box, diagnostics.describe_tracker(self._tracker), targets, active)
         self._diag_pub.publish(diagnostics.make_diagnostics(self._fully_qualified_name(),
                                                             str(getattr(self._tracker, 'device', '')), snap,
                                                             limits, self.get_clock().now().to_msg()))
