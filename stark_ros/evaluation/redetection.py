@@ -2,7 +2,8 @@
 
 For each sequence A (paired with the next sequence B of the list, cyclically) a spliced sequence is built from real
 frames: A's frames 0..P-1 (target present), then G frames of B resized to A's size (target absent: the frames of
-another video), then A's frames P..2P-1 (the target again, a jump of G frames later in its own video's time). The
+another video), then A's frames P..2P-1 (the target again: those frames follow frame P-1 in A's own time, so
+the target comes back where it left, after G frames of something else, as when a camera looks away and back). The
 tracker (with a :class:`~stark_ros.tracker.target_state.TargetMonitor`) runs one-pass from A's frame 0 twice: with
 re-detection (the monitor's ``lost_search_growth``) and without it (growth 1: the search region never widens). Per
 run it reports:
