@@ -8,6 +8,7 @@ import numpy as np
 
 from dataset_layouts import shared_eval
 from stark_ros.datasets import open_dataset
+from stark_ros.datasets.base import read_frame
 from stark_ros.evaluation.redetection import redetection_study, splice
 from stark_ros.tracker import StarkTracker
 
@@ -19,6 +20,11 @@ def test_splice_marks_the_absent_frames():
     assert len(frames) == 13 and mask.tolist() == [False] * 5 + [True] * 3 + [False] * 5
     assert np.isnan(gt[5:8]).all() and np.array_equal(gt[8:], np.asarray(human7.boxes[5:10], dtype=np.float64))
     assert frames[5].shape == frames[0].shape
+    # --skip: after the gap the walker resumes 4 frames later in her own time (she moved on meanwhile)
+    frames, gt, mask = splice(human7, surfer, 5, 3, skip=4)
+    assert len(frames) == 13 and mask.tolist() == [False] * 5 + [True] * 3 + [False] * 5
+    assert np.array_equal(gt[8:], np.asarray(human7.boxes[9:14], dtype=np.float64))
+    assert np.array_equal(frames[8], read_frame(human7.frames[9]))
 
 
 def test_the_walker_is_lost_while_absent_and_found_again():

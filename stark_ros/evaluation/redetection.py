@@ -3,7 +3,9 @@
 For each sequence A (paired with the next sequence B of the list, cyclically) a spliced sequence is built from real
 frames: A's frames 0..P-1 (target present), then G frames of B resized to A's size (target absent: the frames of
 another video), then A's frames P..2P-1 (the target again: those frames follow frame P-1 in A's own time, so
-the target comes back where it left, after G frames of something else, as when a camera looks away and back). The
+the target comes back where it left, after G frames of something else, as when a camera looks away and back).
+With ``--skip K`` A resumes at frame P+K instead: the target has moved on meanwhile, so it reappears elsewhere
+(``K = G``: as much as it moved in the gap's time). The
 tracker (with a :class:`~stark_ros.tracker.target_state.TargetMonitor`) runs one-pass from A's frame 0 twice: with
 re-detection (the monitor's ``lost_search_growth``) and without it (growth 1: the search region never widens). Per
 run it reports:
@@ -43,26 +45,31 @@ THRESHOLDS = np.arange(0.0, 1.0001, 0.05)
 JOGGING1_OCCLUSION = ('jogging1', 70, 75)
 
 
-def splice(sequence, other, present, absent):
+def splice(sequence, other, present, absent, skip=0):
     """Frames and ground truth of the spliced sequence (module docstring).
 
     Args:
         sequence, other: :class:`~stark_ros.datasets.base.Sequence` (A and B).
-        present: P, frames of A before and after the gap (A needs 2P frames).
+        present: P, frames of A before and after the gap (A needs 2P + skip frames).
         absent: G, frames of B in the gap (B needs G frames).
+        skip: frames of A left out at the gap: after it A resumes at frame P + skip, so the target has moved on
+            as it would have while the camera looked away (``skip = absent``: in step with the gap's duration).
     Returns:
         (frames list of (H, W, 3) uint8 RGB, gt (N, 4) xywh pixels with NaN rows where the target is absent,
         absent mask (N,) bool).
     Raises:
         ValueError: a sequence too short.
     """
-    if len(sequence.frames) < 2 * present or len(other.frames) < absent:
-        raise ValueError('%s needs %d frames and %s %d' % (sequence.name, 2 * present, other.name, absent))
-    first = [read_frame(p) for p in sequence.frames[:2 * present]]
+    if skip < 0:
+        raise ValueError('skip must be >= 0, got %d' % skip)
+    if len(sequence.frames) < 2 * present + skip or len(other.frames) < absent:
+        raise ValueError('%s needs %d frames and %s %d' % (sequence.name, 2 * present + skip, other.name, absent))
+    kept = list(range(present)) + list(range(present + skip, 2 * present + skip))
+    first = [read_frame(sequence.frames[k]) for k in kept]
     height, width = first[0].shape[:2]
     gap = [cv2.resize(read_frame(p), (width, height), interpolation=cv2.INTER_LINEAR)
            for p in other.frames[:absent]]
-    boxes = np.asarray(sequence.boxes[:2 * present], dtype=np.float64)
+    boxes = np.asarray(sequence.boxes, dtype=np.float64)[kept]
     gt = np.concatenate([boxes[:present], np.full((absent, 4), np.nan), boxes[present:]])
     mask = np.zeros(len(gt), dtype=bool)
     mask[present:present + absent] = True
@@ -123,8 +130,8 @@ def run_spliced(tracker, frames, gt, absent_mask, monitor_params):
             'recovery': (found[0] - back) if found else None}
 
 
-def redetection_study(tracker, sequences, present=30, absent=30, monitor_params=MonitorParams()):
-    """Both runs (with and without re-detection) on every spliced sequence.
+def redetection_study(tracker, sequences, present=30, absent=30, monitor_params=MonitorParams(), skip=0):
+    """Both runs (with and without re-detection) on every spliced sequence (``skip``: :func:`splice`).
 
     Returns:
         dict name -> {'with': figures, 'without': figures} (:func:`run_spliced`).
@@ -135,7 +142,7 @@ def redetection_study(tracker, sequences, present=30, absent=30, monitor_params=
         raise ValueError('the study needs at least two sequences, got %d' % len(sequences))
     table = {}
     for index, sequence in enumerate(sequences):
-        frames, gt, mask = splice(sequence, sequences[(index + 1) % len(sequences)], present, absent)
+        frames, gt, mask = splice(sequence, sequences[(index + 1) % len(sequences)], present, absent, skip)
         table[sequence.name] = {
             'with': run_spliced(tracker, frames, gt, mask, monitor_params),
             'without': run_spliced(tracker, frames, gt, mask,
@@ -180,6 +187,9 @@ def main(argv=None):
     parser.add_argument('--backend', default='auto')
     parser.add_argument('--present', type=int, default=30)
     parser.add_argument('--absent', type=int, default=30)
+    parser.add_argument('--skip', type=int, default=0, help='frames of the sequence left out at the gap: the target '
+                        'moved on meanwhile (default 0: it returns where it left; --skip 30 with --absent 30: in '
+                        'step with the gap)')
     args = parser.parse_args(argv)
     try:
         occlusions = [parse_occlusion(text) for text in args.occlusion]
@@ -192,9 +202,9 @@ def main(argv=None):
     sequences = [dataset.load_sequence(name) for name in names]
     tracker = StarkTracker.from_checkpoint(args.checkpoint, backend=args.backend)
     if sequences:
-        _print_table('target leaves: %d frames present, %d absent (frames of the next sequence), %d present'
-                     % (args.present, args.absent, args.present), redetection_study(tracker, sequences, args.present,
-                                                                                     args.absent))
+        _print_table('target leaves: %d frames present, %d absent (frames of the next sequence), %d present, %d '
+                     'of its own frames skipped' % (args.present, args.absent, args.present, args.skip),
+                     redetection_study(tracker, sequences, args.present, args.absent, skip=args.skip))
     if occlusions:
         table = {'%s:%d-%d' % o: occlusion_study(tracker, dataset.load_sequence(o[0]), o[1], o[2]) for o in occlusions}
         _print_table('full occlusion within the sequence (frames absent, 0-based)', table)
