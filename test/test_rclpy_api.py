@@ -48,7 +48,7 @@ HUMBLE_RCLPY = {
     'Parameter.value': 'Dashing', 'RcutilsLogger.info': 'Dashing', 'RcutilsLogger.warning': 'Foxy',
     'RcutilsLogger.error': 'Dashing', 'RcutilsLogger.fatal': 'Dashing', 'RcutilsLogger.log': 'Dashing',
     'Context.init': 'Dashing', 'Context.shutdown': 'Dashing', 'Context.try_shutdown': 'Galactic',
-    'Node.destroy_subscription': 'Dashing', 'Node.destroy_service': 'Dashing',
+    'Node.destroy_subscription': 'Dashing', 'Node.destroy_service': 'Dashing', 'Node.destroy_publisher': 'Dashing',
     # rclpy.lifecycle appeared in rclpy 3.2 (Humble): "Implement managed nodes (#865)"
     'rclpy.lifecycle.LifecycleNode': 'Humble', 'rclpy.lifecycle.TransitionCallbackReturn': 'Humble',
     'LifecycleNode.create_lifecycle_publisher': 'Humble', 'LifecycleNode.destroy_lifecycle_publisher': 'Humble',
