@@ -21,6 +21,7 @@ import pytest
 
 from conftest import REPO_ROOT, RosRunner, make_stamp, wait_for
 from dataset_layouts import source_sequence
+from node_io_helpers import detection_with_stamp
 
 STEP = 3            # every third frame of the sequence
 FRAMES = 14         # frames 0, 3, ..., 39
@@ -103,15 +104,7 @@ class LifecycleClient:
 
     def detection_for(self, stamp, timeout=30.0):
         """The detection of the image with ``stamp``, or None after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                det = self.detections.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                return None
-            if det.header.stamp == stamp:
-                return det
-        return None
+        return detection_with_stamp(self.detections, stamp, timeout)
 
     def close(self):
         self.runner.remove(self.node)
@@ -262,11 +255,9 @@ def test_activate_again_tracks_without_reloading(managed, surfer):
     node, client = managed
     frames, boxes = surfer
     tracker = node.tracker
-    started = time.monotonic()
     assert client.transition('activate')
     assert client.state() == 'active'
     assert node.tracker is tracker and node.load_count == 1, 'activate loaded the model again'
-    assert time.monotonic() - started < 10.0
     assert wait_for(lambda: client.image_pub.get_subscription_count() >= 1, 20.0)
     _track(node, client, frames, boxes, 6)
 
@@ -329,3 +320,32 @@ def test_configure_with_a_missing_checkpoint_fails_and_the_process_lives_on(ros_
     output = log.read()
     assert 'configure failed' in output and 'missing.pth.tar' in output, output[-3000:]
     assert 'Traceback' not in output, output[-3000:]
+
+
+def test_an_exception_in_a_transition_is_logged_with_its_cause(ros_runner, ros_namespace, capfd):
+    """rclpy turns an exception in a transition callback into the ERROR transition without logging it; the node
+    logs it with its traceback (``_log_exceptions``), then ``on_error`` releases everything: unconfigured. The
+    exception is injected into the node's own start step (the ROS side is real)."""
+    from rclpy.parameter import Parameter
+    from stark_ros.ros.lifecycle_node import ManagedTrackerNode
+    namespace = ros_namespace + '/transition_error'
+    overrides = [Parameter('device', value='cpu'), Parameter('backend', value='torch'),
+                 Parameter('num_threads', value=1)]
+    node = ros_runner.add(ManagedTrackerNode(context=ros_runner.context, namespace=namespace,
+                                             parameter_overrides=overrides))
+    client = LifecycleClient(ros_runner, namespace)
+    try:
+        assert client.transition('configure')
+
+        def broken_start():
+            raise RuntimeError('injected start failure')
+        node._core_start = broken_start
+        assert not client.transition('activate')
+        assert client.state() == 'unconfigured'
+        assert node.tracker is None, 'on_error did not release the model'
+        logged = capfd.readouterr().err
+        assert 'on_activate raised RuntimeError: injected start failure' in logged, logged[-3000:]
+        assert 'Traceback' in logged and 'transition error from state' in logged, logged[-3000:]
+    finally:
+        client.close()
+        ros_runner.remove(node)

@@ -64,3 +64,19 @@ def test_two_sigints_shut_the_node_down_cleanly(ros_runner, ros_namespace, oracl
     for sign in ('Traceback', 'KeyboardInterrupt', 'terminate called'):
         assert sign not in output, output[-3000:]
     assert 'since start:' in output            # the shutdown summary was written
+
+
+@pytest.mark.parametrize('module, override, error', [
+    ('stark_ros.ros.tracker_node', 'max_targets:=many', 'InvalidParameterTypeException'),
+    ('stark_ros.ros.tracker_node', 'checkpoint:=/nonexistent/missing.pth.tar', 'CheckpointError'),
+    ('stark_ros.ros.lifecycle_node', 'max_targets:=many', 'InvalidParameterTypeException'),
+])
+def test_a_node_that_cannot_start_says_why_and_exits_1(ros_namespace, module, override, error):
+    """A bad start-up (a parameter override of the wrong type, a missing checkpoint) ends the process with exit code
+    1 and one FATAL line naming the cause, without a traceback (:func:`stark_ros.ros.tracker_node.run_node`)."""
+    args = [sys.executable, '-m', module, '--ros-args', '-r', '__ns:=%s/badstart' % ros_namespace, '-p', override]
+    run = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output[-3000:]
+    assert 'cannot start: %s' % error in output, output[-3000:]
+    assert 'Traceback' not in output, output[-3000:]

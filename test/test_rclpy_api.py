@@ -28,7 +28,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 #: rclpy APIs used by stark_ros that Humble's rclpy (3.3) has -> distribution they appeared in.
 HUMBLE_RCLPY = {
     'rclpy.init': 'Dashing', 'rclpy.ok': 'Dashing', 'rclpy.try_shutdown': 'Galactic', 'rclpy.create_node': 'Dashing',
-    'rclpy.Context': 'Dashing', 'rclpy.logging.get_logger': 'Dashing',
+    'rclpy.Context': 'Dashing', 'rclpy.exceptions.ParameterException': 'Foxy', 'rclpy.logging.get_logger': 'Dashing',
     'rclpy.node.Node': 'Dashing', 'rclpy.executors': 'Dashing', 'rclpy.subscription': 'Dashing', 'rclpy.executors.SingleThreadedExecutor': 'Dashing',
     'rclpy.executors.ExternalShutdownException': 'Humble', 'rclpy.callback_groups.MutuallyExclusiveCallbackGroup':
     'Dashing', 'rclpy.qos.QoSProfile': 'Dashing', 'rclpy.qos.qos_profile_sensor_data': 'Dashing',

@@ -34,14 +34,32 @@ overrides at start-up: ``--ros-args -p checkpoint:=...``); the others as in the 
 executor thread (``configure`` blocks it while the model loads, like any lifecycle node's). Stopping the process
 (SIGINT) stops the tracker thread and destroys the node without further transitions.
 """
+import functools
 import sys
+import traceback
 
-import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
-from stark_ros.allocator import tune_allocator
-from stark_ros.ros import compat
 from stark_ros.ros.node_core import INIT_TIMEOUT_SEC, NODE_NAME, TrackerNodeCore
+from stark_ros.ros.tracker_node import run_node
+
+
+def _log_exceptions(transition):
+    """Wrap a transition callback so an exception is logged with its traceback before rclpy sees it.
+
+    rclpy turns an exception in a transition into ERROR (then ``on_error``) without logging it, so the cause would
+    be lost. The exception is re-raised unchanged.
+    """
+    @functools.wraps(transition)
+    def logged(self, state):
+        try:
+            return transition(self, state)
+        except Exception as err:
+            self.get_logger().error('%s raised %s: %s\n%s' % (transition.__name__, type(err).__name__, err,
+                                                              traceback.format_exc()))
+            raise
+    return logged
 
 
 class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
@@ -50,7 +68,8 @@ class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
     Args:
         tracker: optional ready-made :class:`stark_ros.tracker.StarkTracker` or
             :class:`~stark_ros.tracker.multi_tracker.MultiTracker` that ``configure`` uses instead of loading the
-            ``checkpoint`` parameter (``cleanup`` releases it; the next ``configure`` loads the checkpoint).
+            ``checkpoint`` parameter (``cleanup`` releases it, after which ``configure`` loads the checkpoint; a failed
+            ``configure`` keeps it for the next).
         **kwargs: passed to :class:`rclpy.lifecycle.LifecycleNode` (``context``, ``namespace``,
             ``parameter_overrides``, ...).
     """
@@ -64,6 +83,7 @@ class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
             self.destroy_node()
             raise
 
+    @_log_exceptions
     def on_configure(self, state):
         """Load the model and create the publishers and services; FAILURE (stay unconfigured) when it cannot load."""
         tracker, self._given_tracker = self._given_tracker, None
@@ -71,30 +91,43 @@ class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
             self._core_configure(tracker)
         except Exception as err:  # noqa: BLE001 - any load error fails the transition; the node lives on
             self._core_release()
+            self._given_tracker = tracker     # the next configure tries the same tracker again
             self.get_logger().error('configure failed, node stays unconfigured: %s: %s' % (type(err).__name__, err))
             return TransitionCallbackReturn.FAILURE
         self._core_create_io(self.create_lifecycle_publisher)
         self.get_logger().info('configured (model loaded); activate to take images')
         return TransitionCallbackReturn.SUCCESS
 
+    @_log_exceptions
     def on_activate(self, state):
-        """Enable the publishers, then subscribe and start the tracker thread."""
+        """Enable the publishers, then subscribe and start the tracker thread; FAILURE (stay inactive) while the
+        tracker thread of the last activation is still busy."""
+        if self._worker_busy():
+            self.get_logger().error('activate failed: the tracker thread of the last activation is still busy')
+            return TransitionCallbackReturn.FAILURE
         result = super().on_activate(state)     # enables the lifecycle publishers
         if result == TransitionCallbackReturn.SUCCESS:
             self._core_start()
         return result
 
+    @_log_exceptions
     def on_deactivate(self, state):
         """Stop taking images and tracking (targets and buffered images dropped; the model stays loaded)."""
         self._core_stop('node deactivated')
         return super().on_deactivate(state)     # disables the lifecycle publishers
 
+    @_log_exceptions
     def on_cleanup(self, state):
-        """Destroy the publishers and services, release the model."""
+        """Destroy the publishers and services, release the model; FAILURE (stay inactive) while the tracker thread
+        of the last activation is still busy with it."""
+        if self._worker_busy():
+            self.get_logger().error('cleanup failed: the tracker thread of the last activation is still busy')
+            return TransitionCallbackReturn.FAILURE
         self._teardown()
         self.get_logger().info('cleaned up (model released)')
         return TransitionCallbackReturn.SUCCESS
 
+    @_log_exceptions
     def on_shutdown(self, state):
         """From any state: stop, destroy and release everything."""
         self._core_stop('node shutting down')
@@ -116,17 +149,8 @@ class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
 def main(args=None):
     """Console script ``lifecycle_tracker_node``: run :class:`ManagedTrackerNode` (unconfigured) on a
     SingleThreadedExecutor until shutdown (why one thread: :func:`stark_ros.ros.tracker_node.main`)."""
-    tune_allocator()
-    compat.ignore_repeated_interrupts()     # before rclpy.init, whose SIGINT handler then calls this one
-    rclpy.init(args=args)
-    try:
-        node = ManagedTrackerNode()
-    except Exception as err:  # noqa: BLE001 - e.g. a parameter override of the wrong type
-        rclpy.logging.get_logger(NODE_NAME).fatal('cannot start: %s: %s' % (type(err).__name__, err))
-        rclpy.try_shutdown()
-        return 1
-    compat.spin_until_shutdown(node)
-    return 0
+    # the model loads later, at configure: start-up errors are parameter overrides of the wrong type or range
+    return run_node(ManagedTrackerNode, (ValueError, TypeError, ParameterException), args)
 
 
 if __name__ == '__main__':

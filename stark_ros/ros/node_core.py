@@ -13,7 +13,8 @@ step                       creates
 :meth:`_core_init`         the parameters (declared, with descriptors) and their callbacks; the shared state. No
                            tracker, no topic, no service.
 :meth:`_core_configure`    the tracker (checkpoint loaded, warmed up); checks ``frame_policy``, ``image_transport`` and
-                           the tracker / target-state parameters. Raises on failure and keeps nothing.
+                           the tracker / target-state parameters. Raises on failure and keeps no tracker (the
+                           parameter values read and the torch thread count set stay).
 :meth:`_core_create_io`    the publishers ``detection``, ``detections``, ``status``, ``/diagnostics``,
                            ``~/debug_image`` (+ ``/compressed``) through the node's publisher factory, and the services
                            ``~/init_target`` and ``~/reset`` (they refuse requests while the node is not active).
@@ -174,7 +175,14 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
         self._reset_srv = self.create_service(Reset, '~/reset', self._on_reset, callback_group=self._service_group)
 
     def _core_start(self):
-        """Subscribe to the images, start the timers and the tracker thread: detections flow."""
+        """Subscribe to the images, start the timers and the tracker thread: detections flow.
+
+        Raises:
+            RuntimeError: the tracker thread of the last start is still busy (it did not stop when asked); nothing
+                is started.
+        """
+        if self._worker_busy():
+            raise RuntimeError('the tracker thread of the last activation is still busy; try again later')
         image_qos = QoSProfile(depth=1, history=qos_profile_sensor_data.history,
                                reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability)
@@ -206,15 +214,15 @@ class TrackerNodeCore(TrackerInputs, TrackerWorker):
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
-        self._stop_worker(reason)
-        self._worker = None
+        stopped = self._stop_worker(reason)
         with self._cond:
             dropped = self._targets.reset('')[1] if len(self._targets) else ''
-            if self._tracker is not None:
+            if stopped and self._tracker is not None:
                 self._targets.sync(self._tracker)       # the tracker thread is stopped: safe here
             self._frames.clear()
             self._publisher_seq.clear()     # the camera went on publishing: no lost-image count across the pause
             self._period = self._last_arrived = self._last_result = None
+            self._target_health.clear()
         if dropped:
             self.get_logger().info('%s (%s)' % (dropped, reason))
 

@@ -163,8 +163,10 @@ class TrackerInputs:
                 response.success = False
             else:
                 response.success, response.message = self._targets.reset(request.id)
-                if not len(self._targets):
+                if response.success:    # the dropped targets leave the health report; last box: the next image's
                     self._last_result = None
+                    kept = set(self._targets.ids)
+                    self._target_health = {i: h for i, h in self._target_health.items() if i in kept}
         if response.success:
             self.get_logger().info(response.message)
         else:

@@ -34,9 +34,18 @@ class TrackerWorker:
                                         daemon=True)
         self._worker.start()
 
+    def _worker_busy(self):
+        """Whether a tracker thread is still running (e.g. one that did not stop within :data:`JOIN_TIMEOUT_SEC`)."""
+        return self._worker is not None and self._worker.is_alive()
+
     def _stop_worker(self, reason):
         """Stop the tracker thread and wait for it (up to :data:`JOIN_TIMEOUT_SEC`: it finishes the
-        ``initialize`` / ``track`` call it is in); a pending ``~/init_target`` job is answered with ``reason``."""
+        ``initialize`` / ``track`` call it is in); a pending ``~/init_target`` job is answered with ``reason``.
+
+        Returns:
+            True when no tracker thread runs any more; False when it is still busy after the timeout (it is kept in
+            ``_worker``, so no second one is started beside it).
+        """
         with self._cond:
             if self._worker_stop is not None:
                 self._worker_stop.set()
@@ -50,6 +59,9 @@ class TrackerWorker:
             worker.join(timeout=JOIN_TIMEOUT_SEC)
             if worker.is_alive():
                 self.get_logger().error('tracker thread still busy %.0f s after the stop request' % JOIN_TIMEOUT_SEC)
+                return False
+        self._worker = None
+        return True
 
     def _worker_loop(self, stop):
         while True:
@@ -127,6 +139,11 @@ class TrackerWorker:
             job.finish()
             return
         with self._cond:
+            if not self._active:    # stopped (deactivate, shutdown) while the template was being computed
+                job.message = ('target %r not added: the node stopped while it was being initialised'
+                               % job.target_id)
+                job.finish()
+                return      # the tracker's copy goes at the stop's sync: the id is not in the registry
             self._targets.add(job.target_id)
             self._target_health.pop(job.target_id, None)     # a replaced target: no state until its first image
             self._last_seq = frame.seq

@@ -68,8 +68,10 @@ Shutdown: :func:`main` lets rclpy's signal handler stop the executor and keeps a
 Ctrl-C under ``ros2 launch`` delivers two) from interrupting the clean-up.
 """
 import sys
+import traceback
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
 from stark_ros.allocator import tune_allocator
@@ -120,13 +122,30 @@ def main(args=None):
     the inference thread for the interpreter lock: at 30 Hz with STARK-Lightning, track() calls inside the node
     stalled for up to seconds (p95 latency 0.45-1.1 s against 0.027 s with one thread; bench/bench_node.py).
     """
+    return run_node(TrackerNode, (CheckpointError, ValueError, ImportError, ParameterException), args)
+
+
+def run_node(make_node, startup_errors, args=None):
+    """Run a tracker node process: tune the allocator, init rclpy, create ``make_node()`` and spin it on one thread
+    until shutdown (:func:`stark_ros.ros.compat.spin_until_shutdown`).
+
+    Args:
+        make_node: callable returning the node (``TrackerNode`` or ``ManagedTrackerNode``).
+        startup_errors: exception types expected from bad set-up (a missing checkpoint, a bad parameter): logged
+            as one FATAL line. Any other exception from ``make_node`` is logged FATAL with its traceback.
+        args: rclpy command-line arguments (``None``: ``sys.argv``).
+
+    Returns:
+        The process exit code: 0 after a clean shutdown, 1 when creating the node raised.
+    """
     tune_allocator()
     compat.ignore_repeated_interrupts()     # before rclpy.init, whose SIGINT handler then calls this one
     rclpy.init(args=args)
     try:
-        node = TrackerNode()
-    except (CheckpointError, ValueError, ImportError) as err:
-        rclpy.logging.get_logger(NODE_NAME).fatal('cannot start: %s: %s' % (type(err).__name__, err))
+        node = make_node()
+    except Exception as err:  # noqa: BLE001 - the process ends with a FATAL log line and exit code 1
+        detail = '' if isinstance(err, startup_errors) else '\n' + traceback.format_exc()
+        rclpy.logging.get_logger(NODE_NAME).fatal('cannot start: %s: %s%s' % (type(err).__name__, err, detail))
         rclpy.try_shutdown()
         return 1
     compat.spin_until_shutdown(node)
