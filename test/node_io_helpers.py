@@ -79,18 +79,24 @@ class Feeder:
     def feed(self, msg, timeout=30.0):
         """Publish one frame and return its detection (None if none arrives within ``timeout`` s)."""
         assert self.publish(msg), 'image never arrived'
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                det = self.detections.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                return None
-            if det.header.stamp == msg.header.stamp:
-                return det
-        return None
+        return detection_with_stamp(self.detections, msg.header.stamp, timeout)
 
     def close(self):
         self.runner.remove(self.node)
+
+
+def detection_with_stamp(detections, stamp, timeout=30.0):
+    """Take detections from the queue ``detections`` until the one of the image with ``stamp`` (returned); None
+    after ``timeout`` seconds. Detections of other images are dropped."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            det = detections.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        if det.header.stamp == stamp:
+            return det
+    return None
 
 
 def det_box(det):

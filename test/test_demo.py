@@ -66,9 +66,9 @@ def test_demo_tracks_the_bundled_video_over_dds(demo_run):
 
 def test_demo_follows_the_rabbit_while_it_crouches(demo_run):
     """The shipped model holds the demo's target while the rabbit crouches: over the processed frames 24-30 (the
-    node skips frames while busy, so which ones varies) the box centre lies on the hand-labelled rabbit of frame 30
-    in most frames and the median IoU with it is >= 0.2 (five runs, 2026-12-06: median 0.33-0.45, centre on the
-    rabbit in 67-86 % of the frames; single frames go as low as 0.08, so one frame is not checked alone). It loses
+    node skips frames while busy, so which ones varies) the box centre lies on the hand-labelled rabbit of frame
+    30 in at least half of them and the median IoU with it is >= 0.2 (five runs, 2026-12-06: median 0.33-0.45,
+    centre on the rabbit in 67-86 % of the frames; single frames go as low as 0.08, so none is checked alone). It loses
     the rabbit when it stands up (frames 50-60, box on the burrow at the left; README, Demo), so frames 60 and 90
     are not checked: this clip is not in the model's training data."""
     rect_iou = pytest.importorskip('got10k.utils.metrics').rect_iou   # the toolkit's IoU (pip test requirement)
@@ -83,7 +83,7 @@ def test_demo_follows_the_rabbit_while_it_crouches(demo_run):
     cx, cy = found[:, 0] + found[:, 2] / 2, found[:, 1] + found[:, 3] / 2
     inside = (label[0] <= cx) & (cx <= label[0] + label[2]) & (label[1] <= cy) & (cy <= label[1] + label[3])
     ious = rect_iou(found, np.repeat(np.array([label], dtype=float), len(found), axis=0))
-    assert inside.mean() > 0.5 and np.median(ious) >= 0.2, \
+    assert inside.mean() >= 0.5 and np.median(ious) >= 0.2, \
         'frames %s: centre on the rabbit %s, IoU %s' % (near, inside.tolist(), np.round(ious, 2).tolist())
 
 
@@ -135,6 +135,7 @@ def test_demo_writes_an_annotated_video_with_the_states(demo_run):
                 break
             row = rows.get(count)
             if row is not None:
+                assert row['state'] in ('tracking', 'uncertain', 'lost'), 'frame %d: no state in the CSV' % count
                 edges = _vertical_edges(bgr, tuple(float(row[k]) for k in 'xywh'))
                 distance = np.abs(edges - np.array(box_colour(row['state']))).mean(axis=1)
                 # most edge pixels: the search region's and the label's lines may cross a side for a few rows

@@ -341,18 +341,31 @@ def test_torch_fast_batches_too():
             assert np.abs(np.array(got[target_id].box) - np.array(want[target_id].box)).max() <= 1e-3
 
 
-def test_warm_up_batch_leaves_the_targets_alone():
-    """The node's start-up warm-up of the batched path: runs (openvino compiles its dynamic-batch model there),
-    takes time, and leaves the tracked targets and their states exactly as they were."""
-    from stark_ros.tracker import StarkTracker
+def test_warm_up_batch_runs_a_batch_and_leaves_the_targets_alone():
+    """The node's start-up warm-up of the batched path runs one batched network call (openvino compiles its
+    dynamic-batch model there) and leaves the tracked targets as they were: the next real image gives exactly the
+    boxes of a tracker that was never warmed up. Without batching it does nothing."""
     from stark_ros.tracker.multi_tracker import MultiTracker
-    tracker = MultiTracker(StarkTracker.from_checkpoint(backend='torch'), 4)
-    image = np.full((240, 320, 3), 90, np.uint8)
-    tracker.add('x', image, (100.0, 80.0, 40.0, 30.0))
-    before = tracker.target('x').state
-    assert tracker.warm_up_batch() > 0.0
-    assert tracker.ids == ['x'] and tracker.target('x').state == before
-    assert MultiTracker(StarkTracker.from_checkpoint(backend='torch'), 4, batch=False).warm_up_batch() == 0.0
+    frames, boxes = _frames(count=2)
+    targets = dict(list(_targets(boxes[0], frames[0]).items())[:2])
+    single = StarkTracker.from_checkpoint('', 'auto', 'cpu', backend='torch')
+    engine = CountingEngine(single.network)
+    warmed = MultiTracker(StarkTracker(engine, single.params, single.info), 4)
+    cold = MultiTracker(single, 4)
+    for tracker in (warmed, cold):
+        for target_id, box in targets.items():
+            tracker.add(target_id, frames[0], box)
+    engine.calls.update(backbone=0, head=0, max_batch=0)
+    assert warmed.warm_up_batch() > 0.0
+    assert engine.calls['head'] == 1 and engine.calls['max_batch'] == 2, engine.calls
+    assert warmed.ids == cold.ids == list(targets)
+    after, reference = warmed.track(frames[1]), cold.track(frames[1])
+    for target_id in targets:
+        assert after[target_id].box == reference[target_id].box, target_id
+        assert after[target_id].score == reference[target_id].score, target_id
+    engine.calls.update(head=0)
+    assert MultiTracker(StarkTracker(engine, single.params, single.info), 4, batch=False).warm_up_batch() == 0.0
+    assert engine.calls['head'] == 0
 
 
 @pytest.mark.parametrize('chunk', [2, 3])

@@ -164,7 +164,8 @@ def run_pipeline(frames, init_box, rate, node_parameters=(), on_frame=None, node
         threading.Thread(target=executor.spin, daemon=True).start()
         if not (_wait(lambda: _alive(process) and init_client.wait_for_service(timeout_sec=0.5), 60.0) and _wait(
                 lambda: _alive(process) and player.publisher.get_subscription_count() > 0
-                and collector.subscription.get_publisher_count() > 0, 20.0)):
+                and collector.subscription.get_publisher_count() > 0
+                and collector.status_subscription.get_publisher_count() > 0, 20.0)):
             raise RuntimeError('the tracker node did not come up on DDS within 60 s')
 
         frames = iter(frames)
