@@ -89,6 +89,9 @@ class RosRunner:
             self.executor.spin()
         except ExternalShutdownException:
             pass
+        except Exception:  # noqa: BLE001 - Jazzy's shutdown race (as in compat.spin_until_shutdown), else re-raised
+            if self.context.ok():
+                raise
 
     def add(self, node):
         self.nodes.append(node)
