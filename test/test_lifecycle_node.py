@@ -155,16 +155,21 @@ def _track(node, client, frames, boxes, count):
         assert _on_object(det, gt), (det.bbox, gt)
 
 
-@pytest.fixture(scope='module')
-def managed(ros_runner, ros_namespace):
+def _managed_node(ros_runner, namespace):
+    """An in-process ManagedTrackerNode (shipped model, torch on the CPU, 1 thread) in ``namespace`` on the runner's
+    executor, and a :class:`LifecycleClient` beside it."""
     from rclpy.parameter import Parameter
     from stark_ros.ros.lifecycle_node import ManagedTrackerNode
-    namespace = ros_namespace + '/managed'
     overrides = [Parameter('device', value='cpu'), Parameter('backend', value='torch'),
                  Parameter('num_threads', value=1)]
     node = ros_runner.add(ManagedTrackerNode(context=ros_runner.context, namespace=namespace,
                                              parameter_overrides=overrides))
-    client = LifecycleClient(ros_runner, namespace)
+    return node, LifecycleClient(ros_runner, namespace)
+
+
+@pytest.fixture(scope='module')
+def managed(ros_runner, ros_namespace):
+    node, client = _managed_node(ros_runner, ros_namespace + '/managed')
     yield node, client
     client.close()
     ros_runner.remove(node)
@@ -326,14 +331,7 @@ def test_an_exception_in_a_transition_is_logged_with_its_cause(ros_runner, ros_n
     """rclpy turns an exception in a transition callback into the ERROR transition without logging it; the node
     logs it with its traceback (``_log_exceptions``), then ``on_error`` releases everything: unconfigured. The
     exception is injected into the node's own start step (the ROS side is real)."""
-    from rclpy.parameter import Parameter
-    from stark_ros.ros.lifecycle_node import ManagedTrackerNode
-    namespace = ros_namespace + '/transition_error'
-    overrides = [Parameter('device', value='cpu'), Parameter('backend', value='torch'),
-                 Parameter('num_threads', value=1)]
-    node = ros_runner.add(ManagedTrackerNode(context=ros_runner.context, namespace=namespace,
-                                             parameter_overrides=overrides))
-    client = LifecycleClient(ros_runner, namespace)
+    node, client = _managed_node(ros_runner, ros_namespace + '/transition_error')
     try:
         assert client.transition('configure')
 

@@ -102,8 +102,7 @@ class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
     def on_activate(self, state):
         """Enable the publishers, then subscribe and start the tracker thread; FAILURE (stay inactive) while the
         tracker thread of the last activation is still busy."""
-        if self._worker_busy():
-            self.get_logger().error('activate failed: the tracker thread of the last activation is still busy')
+        if self._refused_while_worker_busy('activate'):
             return TransitionCallbackReturn.FAILURE
         result = super().on_activate(state)     # enables the lifecycle publishers
         if result == TransitionCallbackReturn.SUCCESS:
@@ -120,8 +119,7 @@ class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
     def on_cleanup(self, state):
         """Destroy the publishers and services, release the model; FAILURE (stay inactive) while the tracker thread
         of the last activation is still busy with it."""
-        if self._worker_busy():
-            self.get_logger().error('cleanup failed: the tracker thread of the last activation is still busy')
+        if self._refused_while_worker_busy('cleanup'):
             return TransitionCallbackReturn.FAILURE
         self._teardown()
         self.get_logger().info('cleaned up (model released)')
@@ -140,6 +138,14 @@ class ManagedTrackerNode(TrackerNodeCore, LifecycleNode):
         self._core_stop('node error')
         self._teardown()
         return TransitionCallbackReturn.SUCCESS
+
+    def _refused_while_worker_busy(self, transition):
+        """True (and an ERROR logged) while the tracker thread of the last activation still runs: ``transition``
+        must fail rather than start a second thread on the tracker or release the tracker under it."""
+        if not self._worker_busy():
+            return False
+        self.get_logger().error('%s failed: the tracker thread of the last activation is still busy' % transition)
+        return True
 
     def _teardown(self):
         self._core_destroy_io(self.destroy_lifecycle_publisher)
